@@ -1,0 +1,24 @@
+"""Small randomly initialised fusion transformers for generation tests."""
+
+from __future__ import annotations
+
+import torch
+
+from vaura_core.model.config import preset
+from vaura_core.model.lm import FusionLM
+
+
+def random_lm(seed: int = 0, std: float = 0.2) -> FusionLM:
+    """A `test`-preset FusionLM with weights large enough to give peaked, input-dependent logits."""
+    torch.manual_seed(seed)
+    lm = FusionLM(preset("test")).eval()
+    with torch.no_grad():
+        for p in lm.parameters():
+            p.normal_(0.0, std)
+        lm.cls_embeddings.uncond_embedding.normal_()
+    return lm
+
+
+def random_features(lm: FusionLM, batch: int = 1, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, lm.cfg.lm.video_tokens, lm.cfg.visual.dim, generator=g)

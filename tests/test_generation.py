@@ -1,0 +1,131 @@
+"""Cached vs uncached decoding, CFG, prompts, seeds, sampling filters, progress and cancel."""
+
+import pytest
+import torch
+
+from tests.lm_fixtures import random_features, random_lm
+from vaura_core.errors import Cancelled
+from vaura_core.generation.generate import CancelToken, generate_window
+from vaura_core.generation.sampling import SamplingParams, sample_row, top_k_filter
+
+STEPS = 40
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return random_lm()
+
+
+@pytest.mark.parametrize("cfg_scale", [1.0, 4.0])
+@pytest.mark.parametrize("prompt_len", [0, 17])
+def test_cached_equals_uncached(lm, cfg_scale, prompt_len):
+    feats = random_features(lm, batch=2)
+    params = SamplingParams(temperature=1.0, top_k=30, cfg_scale=cfg_scale)
+    prompt = torch.randint(0, lm.cfg.vocab_size, (2, 9, prompt_len)) if prompt_len else None
+    kw = {"params": params, "seeds": [3, 4], "prompt": prompt, "keep_logits": True}
+    cached = generate_window(lm, feats, STEPS, **kw)
+    oracle = generate_window(lm, feats, STEPS, use_cache=False, **kw)
+    assert torch.equal(cached.codes, oracle.codes)
+    assert len(cached.step_logits) == STEPS + 9 - (prompt_len + 1)
+    for a, b in zip(cached.step_logits, oracle.step_logits, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    if prompt is not None:
+        assert torch.equal(cached.codes[..., :prompt_len], prompt)
+    assert cached.codes.min() >= 0 and cached.codes.max() < lm.cfg.vocab_size
+
+
+def test_logits_depend_on_video_and_guidance(lm):
+    feats = random_features(lm)
+    params = SamplingParams(greedy=True, cfg_scale=1.0)
+    a = generate_window(lm, feats, 12, params=params, seeds=[0], keep_logits=True).step_logits[0]
+    b = generate_window(lm, -feats, 12, params=params, seeds=[0], keep_logits=True).step_logits[0]
+    c = generate_window(
+        lm, feats, 12, params=SamplingParams(greedy=True, cfg_scale=3.0), seeds=[0], keep_logits=True
+    ).step_logits[0]
+    assert not torch.allclose(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_seed_reproducible_across_batch_composition(lm):
+    feats = random_features(lm)
+    params = SamplingParams(temperature=1.0, top_k=0, cfg_scale=3.0)
+    batch = generate_window(lm, feats, STEPS, params=params, seeds=[11, 22, 33]).codes
+    alone = generate_window(lm, feats, STEPS, params=params, seeds=[22]).codes
+    other = generate_window(lm, feats, STEPS, params=params, seeds=[5, 33]).codes
+    assert torch.equal(batch[1], alone[0])
+    assert torch.equal(batch[2], other[1])
+    assert not torch.equal(batch[0], batch[1])  # different seeds do differ
+
+
+def test_greedy_ignores_seed(lm):
+    feats = random_features(lm)
+    params = SamplingParams(greedy=True, cfg_scale=2.0)
+    a = generate_window(lm, feats, 20, params=params, seeds=[1, 2]).codes
+    assert torch.equal(a[0], a[1])
+    # top-k 1 and a tiny top-p are greedy too
+    k1 = generate_window(lm, feats, 20, params=SamplingParams(top_k=1, cfg_scale=2.0), seeds=[9]).codes
+    p0 = generate_window(lm, feats, 20, params=SamplingParams(top_p=1e-6, cfg_scale=2.0), seeds=[9]).codes
+    assert torch.equal(k1[0], a[0]) and torch.equal(p0[0], a[0])
+
+
+def test_top_k_filter_keeps_k_largest():
+    probs = torch.softmax(torch.randn(3, 50), -1)
+    out = top_k_filter(probs, 5)
+    assert ((out > 0).sum(-1) == 5).all()
+    torch.testing.assert_close(out.sum(-1), torch.ones(3))
+    top = probs.topk(5, -1).indices
+    assert (out.gather(-1, top) > 0).all()
+
+
+def _draws(logits, params, n=4000):
+    g = torch.Generator().manual_seed(0)
+    return torch.stack([sample_row(logits, params, g) for _ in range(n)])[:, 0]
+
+
+def test_sampling_distributions():
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -2.0, -3.0]])
+    probs = torch.softmax(logits[0], -1)
+    plain = torch.bincount(_draws(logits, SamplingParams(temperature=1.0, top_k=0)), minlength=6) / 4000
+    torch.testing.assert_close(plain, probs, atol=0.03, rtol=0)
+    k2 = _draws(logits, SamplingParams(temperature=1.0, top_k=2))
+    assert set(k2.tolist()) == {0, 1}
+    # nucleus 0.8 keeps tokens 0 and 1 (0.64 + 0.24 >= 0.8) only
+    p8 = _draws(logits, SamplingParams(temperature=1.0, top_k=0, top_p=0.8))
+    assert set(p8.tolist()) == {0, 1}
+    cold = _draws(logits, SamplingParams(temperature=0.1, top_k=0))
+    hot = _draws(logits, SamplingParams(temperature=5.0, top_k=0))
+    assert (cold == 0).float().mean() > 0.99
+    assert len(set(hot.tolist())) == 6 and (hot == 0).float().mean() < 0.4
+
+
+def test_progress_every_step_and_cancel(lm):
+    feats = random_features(lm)
+    seen = []
+    generate_window(
+        lm, feats, 20, params=SamplingParams(), seeds=[1], progress=lambda d, t: seen.append((d, t))
+    )
+    total = 20 + 9 - 1
+    assert seen == [(i, total) for i in range(1, total + 1)]
+
+    token = CancelToken()
+
+    def cancel_at_5(done, total):
+        if done == 5:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        generate_window(lm, feats, 20, params=SamplingParams(), seeds=[1], progress=cancel_at_5, cancel=token)
+
+
+def test_bad_requests(lm):
+    feats = random_features(lm)
+    with pytest.raises(ValueError, match="prompt"):
+        generate_window(
+            lm, feats, 10, params=SamplingParams(), seeds=[1], prompt=torch.zeros(1, 9, 10).long()
+        )
+    with pytest.raises(ValueError, match="visual tokens"):
+        generate_window(lm, feats[:, :5], 10, params=SamplingParams(cfg_scale=3.0), seeds=[1])
+    with pytest.raises(ValueError, match="positions"):
+        generate_window(lm, feats, 300, params=SamplingParams(), seeds=[1])
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingParams(top_p=1.5)

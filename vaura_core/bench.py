@@ -1,0 +1,156 @@
+"""Speed and memory benchmark of the engine (`vaura bench`).
+
+Measures, in one run: visual encoding of one window, prefill, cached decode speed, seconds per window
+with CFG, real-time factor, codec decode, peak memory, and the speed-up of the cached decoder over the
+uncached oracle (the original's full recompute) on the same request.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from vaura_core.generation.generate import generate_window
+from vaura_core.generation.sampling import SamplingParams
+from vaura_core.model.vaura import VAura
+
+
+@dataclass
+class BenchResult:
+    model: str
+    device: str
+    dtype: str
+    threads: int
+    tokens: int
+    window_seconds: float
+    visual_encode_s: float = 0.0
+    prefill_s: float = 0.0
+    prefill_positions: int = 0
+    decode_tokens_per_s: float = 0.0
+    window_cached_s: float = 0.0
+    window_uncached_s: float | None = None
+    speedup_vs_uncached: float | None = None
+    codec_decode_s: float = 0.0
+    realtime_factor: float = 0.0
+    peak_memory_mb: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        rows = [
+            ("model", self.model),
+            ("device / dtype / threads", f"{self.device} / {self.dtype} / {self.threads}"),
+            ("tokens per window", str(self.tokens)),
+            ("visual encoding (1 window)", f"{self.visual_encode_s:.3f} s"),
+            (f"prefill ({self.prefill_positions} positions, CFG)", f"{self.prefill_s:.3f} s"),
+            ("cached decode", f"{self.decode_tokens_per_s:.1f} tokens/s (CFG)"),
+            ("window with CFG, cached", f"{self.window_cached_s:.2f} s"),
+        ]
+        if self.window_uncached_s is not None:
+            rows.append(("window with CFG, uncached oracle", f"{self.window_uncached_s:.2f} s"))
+            rows.append(("speed-up cached vs uncached", f"{self.speedup_vs_uncached:.1f}x"))
+        rows += [
+            ("codec decode (1 window)", f"{self.codec_decode_s:.3f} s"),
+            ("real-time factor (audio s / wall s)", f"{self.realtime_factor:.2f}x"),
+            ("peak memory", f"{self.peak_memory_mb:.0f} MB"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        lines = [f"{k:<{width}}  {v}" for k, v in rows]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(device: torch.device, fn: Callable[[], object]) -> tuple[float, object]:
+    _sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return time.perf_counter() - t0, out
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+@torch.inference_mode()
+def run_bench(
+    model: VAura,
+    *,
+    name: str,
+    tokens: int | None = None,
+    uncached: bool = True,
+    params: SamplingParams | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> BenchResult:
+    cfg = model.cfg
+    device = model.device
+    dtype = model.sampler.norm.weight.dtype
+    params = params or SamplingParams(temperature=0.95, top_k=128, cfg_scale=6.0)
+    n_tokens = tokens or cfg.window_tokens
+    audio_seconds = n_tokens / cfg.codec.frame_rate
+    res = BenchResult(
+        model=name,
+        device=str(device),
+        dtype=str(dtype).replace("torch.", ""),
+        threads=torch.get_num_threads(),
+        tokens=n_tokens,
+        window_seconds=audio_seconds,
+    )
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    g = torch.Generator().manual_seed(seed)
+    vis = cfg.visual
+    frames = torch.rand(cfg.window_segments, 3, vis.frames, vis.img_size, vis.img_size, generator=g) * 2 - 1
+
+    log("visual encoding…")
+    model.encode_segments(frames[:1])  # warm-up
+    res.visual_encode_s, feats = _timed(device, lambda: model.encode_segments(frames))
+    feats = feats.reshape(1, -1, vis.dim)
+
+    lm = model.sampler
+    rows = 2 if params.uses_cfg else 1
+    prompt_len = max(1, n_tokens - round(cfg.codec.frame_rate * cfg.segment_seconds))
+    log("prefill…")
+    video = lm.project_video(torch.cat([feats, lm.null_features(1)]).to(dtype)[:rows])
+    seq = torch.randint(0, cfg.vocab_size, (rows, cfg.n_codebooks, prompt_len + 1), generator=g).to(device)
+    cache = lm.new_cache(rows, prompt_len + 1)
+    res.prefill_positions = prompt_len + 1
+    res.prefill_s, _ = _timed(device, lambda: lm(seq, video, cache=cache, last_only=True))
+
+    log("window with the KV cache…")
+    generate_window(lm, feats, min(n_tokens, 16), params=params, seeds=[seed])  # warm-up
+    res.window_cached_s, out = _timed(
+        device, lambda: generate_window(lm, feats, n_tokens, params=params, seeds=[seed])
+    )
+    res.decode_tokens_per_s = out.steps / res.window_cached_s
+
+    if uncached:
+        log("same window with the uncached oracle (slow)…")
+        res.window_uncached_s, _ = _timed(
+            device, lambda: generate_window(lm, feats, n_tokens, params=params, seeds=[seed], use_cache=False)
+        )
+        res.speedup_vs_uncached = res.window_uncached_s / res.window_cached_s
+
+    log("codec decode…")
+    res.codec_decode_s, _ = _timed(device, lambda: model.audio_encoder.decode(out.codes))
+    res.realtime_factor = audio_seconds / (res.visual_encode_s + res.window_cached_s + res.codec_decode_s)
+    res.peak_memory_mb = _peak_memory_mb(device)
+    res.notes.append(f"{platform.processor() or platform.machine()}, torch {torch.__version__}")
+    return res

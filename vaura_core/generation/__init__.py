@@ -1,0 +1,1 @@
+"""Token generation: sampling, classifier-free guidance, the cached decoder and the uncached oracle."""

@@ -1,0 +1,145 @@
+"""Autoregressive generation of one window of DAC codes, cached and uncached.
+
+`generate_window` runs the V-AURA decoding loop: build the delayed pattern (prompt codes first),
+prefill the model once with everything known, then decode one column per step with a static KV cache.
+Classifier-free guidance runs the conditioned and null rows as one batch of 2B. `generate_window(...,
+use_cache=False)` is the oracle: like the original it re-feeds the whole prefix at every step.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from vaura_core.errors import Cancelled
+from vaura_core.generation.sampling import SamplingParams, apply_cfg, make_generators, sample
+from vaura_core.model.lm import FusionLM
+from vaura_core.model.pattern import build_delayed, revert_delayed
+
+UNKNOWN = -1
+
+ProgressFn = Callable[[int, int], None]
+"""Called after every decode step with (steps done, steps total)."""
+
+
+class CancelToken:
+    """A thread-safe flag checked once per decode step."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    def is_cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class WindowResult:
+    codes: Tensor  # (B, Q, T) including the prompt
+    step_logits: list[Tensor] | None  # guided (B, Q, V) logits of every step, when requested
+    seconds: float
+    steps: int
+
+
+def _expand(x: Tensor, batch: int, what: str) -> Tensor:
+    if x.shape[0] == batch:
+        return x
+    if x.shape[0] == 1:
+        return x.expand(batch, *x.shape[1:])
+    raise ValueError(f"{what} has batch {x.shape[0]}, expected 1 or {batch}")
+
+
+@torch.inference_mode()
+def generate_window(
+    lm: FusionLM,
+    features: Tensor,
+    n_steps: int,
+    *,
+    params: SamplingParams,
+    seeds: Sequence[int],
+    prompt: Tensor | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    use_cache: bool = True,
+    keep_logits: bool = False,
+) -> WindowResult:
+    """Generate (B, Q, n_steps) codes for one window, B = len(seeds).
+
+    features: (1 or B, Tv, feat_dim) raw visual features of the window (Tv = 32 for the release).
+    prompt: optional (1 or B, Q, Tp) codes to continue from, Tp < n_steps; kept in the output.
+    Each row b samples with its own generator seeded with seeds[b], so a row's codes do not depend on
+    the other rows in the batch.
+    """
+    cfg = lm.cfg
+    n_q, special = cfg.n_codebooks, cfg.special_token
+    batch = len(seeds)
+    if batch == 0:
+        raise ValueError("at least one seed is needed")
+    device = lm.norm.weight.device
+    features = _expand(features.to(device), batch, "features")
+    if features.shape[1] != cfg.lm.video_tokens and params.uses_cfg:
+        raise ValueError(f"CFG needs exactly {cfg.lm.video_tokens} visual tokens, got {features.shape[1]}")
+    n_prompt = 0 if prompt is None else prompt.shape[-1]
+    if n_prompt >= n_steps:
+        raise ValueError(f"prompt of {n_prompt} steps leaves nothing to generate in {n_steps}")
+    if n_steps + n_q > cfg.lm.block_size:
+        raise ValueError(f"{n_steps} steps do not fit the model's {cfg.lm.block_size} positions")
+
+    # Rows [0, B) are conditioned, rows [B, 2B) the null video when guidance is on.
+    feats = features.to(lm.norm.weight.dtype)
+    if params.uses_cfg:
+        feats = torch.cat([feats, lm.null_features(batch).to(feats.dtype)], dim=0)
+    video = lm.project_video(feats)
+    rows = video.shape[0]
+
+    codes = torch.full((batch, n_q, n_steps), UNKNOWN, dtype=torch.long, device=device)
+    if prompt is not None:
+        codes[..., :n_prompt] = _expand(prompt.to(device=device, dtype=torch.long), batch, "prompt")
+    # Unknown timesteps (-1) land on their pattern slots; every other slot is the special token.
+    seq = build_delayed(codes, special)
+    total = seq.shape[-1]
+    first = n_prompt + 1  # first column holding an unknown timestep
+    generators = make_generators(list(seeds), device)
+    cache = lm.new_cache(rows, total) if use_cache else None
+
+    def logits_before(col: int) -> Tensor:
+        """Guided logits (B, Q, V) for column `col`, from the columns before it."""
+        if cache is None:
+            window = seq[..., :col]
+            start = 0
+        elif cache.length == 0:
+            window, start = seq[..., :col], 0  # prefill everything known
+        else:
+            window, start = seq[..., col - 1 : col], col - 1
+        tokens = window.repeat(rows // batch, 1, 1)
+        out = lm(tokens, video, start=start, cache=cache, last_only=True)[:, :, -1]
+        if params.uses_cfg:
+            out = apply_cfg(out[:batch], out[batch:], params.cfg_scale)
+        return out
+
+    kept: list[Tensor] | None = [] if keep_logits else None
+    t0 = time.perf_counter()
+    n_total = total - first
+    for done, col in enumerate(range(first, total), start=1):
+        if cancel is not None and cancel.is_cancelled():
+            raise Cancelled("generation cancelled")
+        logits = logits_before(col)
+        if kept is not None:
+            kept.append(logits.clone())
+        nxt = sample(logits, params, generators)  # (B, Q)
+        # Prompt tokens and off-pattern specials already sit in the column: fill only the unknowns.
+        seq[..., col] = torch.where(seq[..., col] == UNKNOWN, nxt, seq[..., col])
+        if progress is not None:
+            progress(done, n_total)
+
+    if (seq == UNKNOWN).any():
+        raise RuntimeError("generation left unknown tokens: pattern bookkeeping is broken")
+    out = revert_delayed(seq)
+    return WindowResult(out, kept, time.perf_counter() - t0, n_total)

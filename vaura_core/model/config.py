@@ -1,0 +1,204 @@
+"""One configuration dataclass for every V-AURA variant, with named presets.
+
+The `vaura` preset holds the released sizes (spec: shared/reference/vaura.md, section 11).
+Small presets keep the same code paths for fast tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class VisualConfig:
+    """Segment AVCLIP video tower (Motionformer ViT with divided space-time attention)."""
+
+    img_size: int = 224
+    patch_size: int = 16
+    frames: int = 16  # frames per segment
+    tubelet: int = 2  # frames per temporal patch
+    dim: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_ratio: float = 4.0
+    eps: float = 1e-6
+
+    @property
+    def tokens_per_segment(self) -> int:
+        return self.frames // self.tubelet
+
+    @property
+    def patches_per_frame(self) -> int:
+        return (self.img_size // self.patch_size) ** 2
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Keyword arguments of `dac.DAC` (descript-audio-codec 1.0.0), 44 kHz defaults."""
+
+    sample_rate: int = 44100
+    encoder_dim: int = 64
+    encoder_rates: tuple[int, ...] = (2, 4, 8, 8)
+    decoder_dim: int = 1536
+    decoder_rates: tuple[int, ...] = (8, 8, 4, 2)
+    n_codebooks: int = 9
+    codebook_size: int = 1024
+    codebook_dim: int = 8
+
+    @property
+    def latent_dim(self) -> int:
+        return self.encoder_dim * 2 ** len(self.encoder_rates)
+
+    @property
+    def hop_length(self) -> int:
+        hop = 1
+        for r in self.encoder_rates:
+            hop *= r
+        return hop
+
+    @property
+    def frame_rate(self) -> float:
+        """Codec tokens per second (86.13 for the 44.1 kHz model)."""
+        return self.sample_rate / self.hop_length
+
+    def dac_kwargs(self) -> dict[str, Any]:
+        return {
+            "encoder_dim": self.encoder_dim,
+            "encoder_rates": list(self.encoder_rates),
+            "latent_dim": self.latent_dim,
+            "decoder_dim": self.decoder_dim,
+            "decoder_rates": list(self.decoder_rates),
+            "n_codebooks": self.n_codebooks,
+            "codebook_size": self.codebook_size,
+            "codebook_dim": self.codebook_dim,
+            "sample_rate": self.sample_rate,
+        }
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """The Llama-style fusion transformer ("sampler" in the checkpoint)."""
+
+    n_layer: int = 24
+    n_head: int = 16
+    video_dim: int = 512  # visual MLP output; fused channels = video_dim + codec latent
+    block_size: int = 256  # RoPE table length, longest sequence
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-5
+    multiple_of: int = 256
+    video_tokens: int = 32  # visual tokens per window (4 segments x 8)
+    tokens_per_video_token: int = 7  # sequence positions per visual token
+
+
+@dataclass(frozen=True)
+class VAuraConfig:
+    """A complete V-AURA model: visual tower, fusion transformer and codec."""
+
+    name: str = "vaura"
+    visual: VisualConfig = field(default_factory=VisualConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    fps: int = 25  # video frame rate the model expects
+    window_segments: int = 4  # 16-frame segments per generation window (2.56 s)
+
+    # --- derived sizes ---------------------------------------------------------------
+    @property
+    def n_codebooks(self) -> int:
+        return self.codec.n_codebooks
+
+    @property
+    def vocab_size(self) -> int:
+        return self.codec.codebook_size
+
+    @property
+    def special_token(self) -> int:
+        """BOS / padding id: one past the codebook (1024 for the release)."""
+        return self.codec.codebook_size
+
+    @property
+    def model_dim(self) -> int:
+        return self.lm.video_dim + self.codec.latent_dim
+
+    @property
+    def head_dim(self) -> int:
+        return self.model_dim // self.lm.n_head
+
+    @property
+    def ffn_dim(self) -> int:
+        hidden = int(2 * (4 * self.model_dim) / 3)
+        m = self.lm.multiple_of
+        return (hidden + m - 1) // m * m
+
+    @property
+    def segment_seconds(self) -> float:
+        return self.visual.frames / self.fps
+
+    @property
+    def window_seconds(self) -> float:
+        return self.window_segments * self.segment_seconds
+
+    @property
+    def window_tokens(self) -> int:
+        """Audio steps per window: ceil(window samples / hop), 221 for the release."""
+        samples = round(self.window_seconds * self.codec.sample_rate)
+        return -(-samples // self.codec.hop_length)
+
+    def __post_init__(self) -> None:
+        if self.model_dim % self.lm.n_head:
+            raise ValueError(f"model dim {self.model_dim} is not divisible by {self.lm.n_head} heads")
+        if self.head_dim % 2:
+            raise ValueError("RoPE needs an even head dim")
+        if self.visual.dim % self.visual.heads:
+            raise ValueError("visual dim must be divisible by visual heads")
+        expected = self.window_segments * self.visual.tokens_per_segment
+        if self.lm.video_tokens != expected:
+            raise ValueError(f"lm.video_tokens must be {expected} (window_segments x tokens/segment)")
+        if self.window_tokens + self.n_codebooks > self.lm.block_size:
+            raise ValueError("block_size too small for one window plus the codebook delays")
+
+    # --- serialisation ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VAuraConfig:
+        """Build from `to_dict` output; unknown keys are rejected so typos are not silent."""
+        data = dict(data)
+        visual = VisualConfig(**data.pop("visual", {}))
+        lm = LMConfig(**data.pop("lm", {}))
+        codec_d = dict(data.pop("codec", {}))
+        for key in ("encoder_rates", "decoder_rates"):
+            if key in codec_d:
+                codec_d[key] = tuple(codec_d[key])
+        codec = CodecConfig(**codec_d)
+        return cls(visual=visual, lm=lm, codec=codec, **data)
+
+
+def _small(name: str, *, visual_dim: int, lm_layers: int, video_dim: int, heads: int) -> VAuraConfig:
+    """Tiny sizes with the release's token rate (hop 512 at 44.1 kHz) and 9 codebooks."""
+    return VAuraConfig(
+        name=name,
+        visual=VisualConfig(img_size=32, patch_size=16, dim=visual_dim, depth=2, heads=2),
+        lm=LMConfig(n_layer=lm_layers, n_head=heads, video_dim=video_dim, multiple_of=32),
+        codec=CodecConfig(encoder_dim=4, decoder_dim=32, codebook_size=64),
+    )
+
+
+PRESETS: dict[str, VAuraConfig] = {
+    "vaura": VAuraConfig(),
+    # For unit tests: every code path of the release at a few thousand parameters.
+    "test": _small("test", visual_dim=32, lm_layers=2, video_dim=32, heads=4),
+}
+
+
+def preset(name: str) -> VAuraConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown model preset {name!r}; known: {', '.join(sorted(PRESETS))}") from None

@@ -1,0 +1,252 @@
+"""The V-AURA fusion transformer ("sampler" in the released checkpoint).
+
+A Llama-style decoder over the delayed DAC token sequence. Each position's input is the channel
+concatenation [video (video_dim) | audio (codec latent)]: video features are repeated 7 positions per
+visual token and positions past the last visual token get `empty_video_emb`. Parameter names follow
+the checkpoint (spec: shared/reference/vaura.md section 3) so it loads strictly.
+
+Unlike the original, attention can run against a static KV cache: prefill once, then one-token decode
+steps. Every position's input depends only on its index and token, and attention is causal, so the
+cached path computes the same function as a full recompute.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vaura_core.model.config import VAuraConfig
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return xf.type_as(x) * self.weight
+
+
+def rope_table(n_pos: int, head_dim: int, base: float) -> Tensor:
+    """(n_pos, head_dim / 2, 2) float32 [cos, sin] for adjacent-pair rotary embeddings."""
+    freqs = 1.0 / (base ** (torch.arange(0, head_dim, 2)[: head_dim // 2].float() / head_dim))
+    angles = torch.outer(torch.arange(n_pos, dtype=torch.float32), freqs)
+    return torch.stack([angles.cos(), angles.sin()], dim=-1)
+
+
+def apply_rope(x: Tensor, table: Tensor) -> Tensor:
+    """Rotate adjacent pairs (x[2i], x[2i+1]) of (B, L, H, D) by the (L, D/2, 2) table, in float32."""
+    xs = x.float().reshape(*x.shape[:-1], -1, 2)
+    t = table[None, :, None]  # (1, L, 1, D/2, 2)
+    cos, sin = t[..., 0], t[..., 1]
+    out = torch.stack([xs[..., 0] * cos - xs[..., 1] * sin, xs[..., 1] * cos + xs[..., 0] * sin], dim=-1)
+    return out.flatten(3).type_as(x)
+
+
+class KVCache:
+    """Static per-layer key/value buffers of shape (layers, B, H, max_len, D).
+
+    `length` is how many positions hold valid entries; writes must be contiguous from there.
+    """
+
+    def __init__(
+        self, n_layer: int, batch: int, n_head: int, max_len: int, head_dim: int, *, dtype, device
+    ) -> None:
+        shape = (n_layer, batch, n_head, max_len, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.length = 0
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[3]
+
+    def write(self, layer: int, start: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store (B, H, L, D) at [start, start + L) and return keys/values for [0, start + L)."""
+        end = start + k.shape[2]
+        self.k[layer, :, :, start:end] = k
+        self.v[layer, :, :, start:end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, n_head: int) -> None:
+        super().__init__()
+        self.n_head = n_head
+        self.head_dim = dim // n_head
+        self.wqkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.wo = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: Tensor, rope: Tensor, start: int, cache: KVCache | None, layer: int) -> Tensor:
+        b, n, dim = x.shape
+        q, k, v = self.wqkv(x).split(dim, dim=-1)
+        q = apply_rope(q.view(b, n, self.n_head, self.head_dim), rope).transpose(1, 2)
+        k = apply_rope(k.view(b, n, self.n_head, self.head_dim), rope).transpose(1, 2)
+        v = v.view(b, n, self.n_head, self.head_dim).transpose(1, 2)
+        if cache is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            k, v = cache.write(layer, start, k, v)
+            if n == 1:  # one new query sees every cached position
+                out = F.scaled_dot_product_attention(q, k, v)
+            else:
+                total = start + n
+                mask = torch.ones(n, total, dtype=torch.bool, device=x.device).tril(diagonal=start)
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.wo(out.transpose(1, 2).reshape(b, n, dim))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden, bias=False)
+        self.w3 = nn.Linear(dim, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, cfg: VAuraConfig) -> None:
+        super().__init__()
+        self.attention = Attention(cfg.model_dim, cfg.lm.n_head)
+        self.feed_forward = FeedForward(cfg.model_dim, cfg.ffn_dim)
+        self.attention_norm = RMSNorm(cfg.model_dim, cfg.lm.norm_eps)
+        self.ffn_norm = RMSNorm(cfg.model_dim, cfg.lm.norm_eps)
+
+    def forward(self, x: Tensor, rope: Tensor, start: int, cache: KVCache | None, layer: int) -> Tensor:
+        h = x + self.attention(self.attention_norm(x), rope, start, cache, layer)
+        return h + self.feed_forward(self.ffn_norm(h))
+
+
+class DacEmbedding(nn.Module):
+    """Token table in DAC's codebook space (codebook_dim) projected to the codec latent by a 1x1 conv."""
+
+    def __init__(self, vocab: int, codebook_dim: int, latent_dim: int) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab + 1, codebook_dim)  # +1: the special/BOS token
+        self.out_proj = nn.Conv1d(codebook_dim, latent_dim, kernel_size=1)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return F.linear(self.emb(tokens), self.out_proj.weight[:, :, 0], self.out_proj.bias)
+
+
+class _Projection(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, out_dim, bias=False)
+        self.fc2 = nn.Linear(out_dim, out_dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class VideoEmbedder(nn.Module):
+    """Visual MLP plus the learned "null video" used for classifier-free guidance.
+
+    `uncond_embedding` lives in raw feature space (before the MLP), as in the release.
+    """
+
+    def __init__(self, feat_dim: int, video_dim: int, video_tokens: int) -> None:
+        super().__init__()
+        self.projection = _Projection(feat_dim, video_dim)
+        self.register_buffer("uncond_embedding", torch.randn(video_tokens, feat_dim) / feat_dim**0.5)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.projection(features)
+
+
+class FusionLM(nn.Module):
+    def __init__(self, cfg: VAuraConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        lm, codec = cfg.lm, cfg.codec
+        self.empty_video_emb = nn.Parameter(torch.zeros(1, 1, lm.video_dim))
+        self.cls_embeddings = VideoEmbedder(cfg.visual.dim, lm.video_dim, lm.video_tokens)
+        self.tok_embeddings = nn.ModuleList(
+            DacEmbedding(codec.codebook_size, codec.codebook_dim, codec.latent_dim)
+            for _ in range(codec.n_codebooks)
+        )
+        self.layers = nn.ModuleList(TransformerBlock(cfg) for _ in range(lm.n_layer))
+        self.norm = RMSNorm(cfg.model_dim, lm.norm_eps)
+        self.lm_heads = nn.ModuleList(
+            nn.Linear(cfg.model_dim, codec.codebook_size, bias=False) for _ in range(codec.n_codebooks)
+        )
+        self._rope: Tensor | None = None
+
+    # --- helpers ---------------------------------------------------------------------
+    def rope(self, device: torch.device) -> Tensor:
+        """The RoPE table, built lazily so construction on the meta device stays free."""
+        if self._rope is None or self._rope.device != device:
+            lm = self.cfg.lm
+            self._rope = rope_table(lm.block_size, self.cfg.head_dim, lm.rope_base).to(device)
+        return self._rope
+
+    def project_video(self, features: Tensor) -> Tensor:
+        """(B, Tv, feat_dim) raw visual features -> (B, Tv, video_dim)."""
+        return self.cls_embeddings(features)
+
+    def null_features(self, batch: int) -> Tensor:
+        """The CFG null condition in raw feature space, (batch, Tv, feat_dim)."""
+        return self.cls_embeddings.uncond_embedding.expand(batch, -1, -1)
+
+    def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
+        ref = self.norm.weight
+        return KVCache(
+            self.cfg.lm.n_layer,
+            batch,
+            self.cfg.lm.n_head,
+            max_len or self.cfg.lm.block_size,
+            self.cfg.head_dim,
+            dtype=ref.dtype,
+            device=ref.device,
+        )
+
+    def _video_at(self, video: Tensor, start: int, n: int) -> Tensor:
+        """Video channels for positions [start, start + n): token p // r, or empty past the last."""
+        r = self.cfg.lm.tokens_per_video_token
+        idx = torch.arange(start, start + n, device=video.device) // r
+        valid = idx < video.shape[1]
+        picked = video[:, idx.clamp(max=video.shape[1] - 1)]
+        empty = self.empty_video_emb.to(video.dtype).expand(video.shape[0], n, -1)
+        return torch.where(valid[None, :, None], picked, empty)
+
+    # --- forward ---------------------------------------------------------------------
+    def forward(
+        self,
+        tokens: Tensor,
+        video: Tensor,
+        *,
+        start: int = 0,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+    ) -> Tensor:
+        """Logits (B, Q, L, V) for the delayed tokens (B, Q, L) at positions [start, start + L).
+
+        `video` is the projected video (B, Tv, video_dim). Without a cache `start` must be 0 and the
+        whole prefix is recomputed (the original behaviour). With `last_only` only the final
+        position's logits are computed: (B, Q, 1, V).
+        """
+        n_q, n = tokens.shape[1:]
+        if cache is None and start != 0:
+            raise ValueError("an uncached forward must start at position 0")
+        if start + n > self.cfg.lm.block_size:
+            raise ValueError(f"sequence of {start + n} positions exceeds block size {self.cfg.lm.block_size}")
+        audio = self.tok_embeddings[0](tokens[:, 0])
+        for q in range(1, n_q):
+            audio = audio + self.tok_embeddings[q](tokens[:, q])
+        x = torch.cat([self._video_at(video, start, n).to(audio.dtype), audio], dim=-1)
+        rope = self.rope(x.device)[start : start + n]
+        for i, layer in enumerate(self.layers):
+            x = layer(x, rope, start, cache, i)
+        if cache is not None:
+            cache.length = start + n
+        if last_only:
+            x = x[:, -1:]
+        x = self.norm(x)
+        return torch.stack([head(x) for head in self.lm_heads], dim=1).float()
