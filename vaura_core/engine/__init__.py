@@ -1,0 +1,1 @@
+"""Clip-level generation: windows over any clip length, region regeneration, variations, splicing."""

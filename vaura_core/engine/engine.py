@@ -1,0 +1,263 @@
+"""Whole-clip generation and region regeneration on top of the one-window decoder.
+
+A clip's visual features are computed once (segments are independent) and every window slices them.
+Windows of 2.56 s advance by a stride of whole 0.64 s segments; each continues from the previous
+audio tokens as its prompt. Region regeneration continues from the existing tokens before t0 and
+splices the new audio back with equal-power crossfades, leaving the rest of the track untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vaura_core.engine.splice import splice
+from vaura_core.engine.timeline import Timeline, WindowPlan, plan_windows
+from vaura_core.generation.generate import CancelToken, generate_window
+from vaura_core.generation.sampling import SamplingParams
+from vaura_core.model.vaura import VAura
+
+DEFAULT_CROSSFADE = 0.05  # seconds
+DECODE_MARGIN_TOKENS = 16  # codec decoder context on each side of a decoded stretch
+
+
+@dataclass(frozen=True)
+class Progress:
+    fraction: float
+    eta_seconds: float | None
+    stage: str
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class ClipFeatures:
+    """Visual features of a whole clip: (segments, tokens_per_segment, feat_dim), padded to >= 1 window."""
+
+    features: Tensor
+    duration: float
+
+
+@dataclass
+class Track:
+    """The generated audio of a clip and the codec tokens it came from (prompts for regeneration)."""
+
+    codes: np.ndarray  # (Q, T) int64
+    audio: np.ndarray  # (N,) float32, N = round(duration * sample_rate)
+    sample_rate: int
+
+
+@dataclass
+class Take:
+    """One generated result, with everything needed to reproduce it."""
+
+    model: str
+    seed: int
+    params: dict
+    stride_segments: int
+    start: float  # requested region, seconds
+    end: float
+    token_start: int
+    codes: np.ndarray  # (Q, n) tokens for [token_start, token_start + n)
+    sample_start: int
+    audio: np.ndarray  # samples for [sample_start, sample_start + len)
+    fade_in: int = 0
+    fade_out: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def record(self) -> dict:
+        return {
+            "model": self.model,
+            "seed": self.seed,
+            "params": dict(self.params),
+            "stride_segments": self.stride_segments,
+            "start": self.start,
+            "end": self.end,
+            "crossfade_samples": [self.fade_in, self.fade_out],
+        }
+
+
+def window_seed(seed: int, index: int) -> int:
+    """Distinct, reproducible seed for window `index` of a take."""
+    return (int(seed) * 0x9E3779B1 + index * 0x85EBCA77) % (2**63)
+
+
+class Engine:
+    def __init__(self, model: VAura, name: str) -> None:
+        self.model = model
+        self.name = name
+        self.tl = Timeline(model.cfg)
+
+    @property
+    def cfg(self):
+        return self.model.cfg
+
+    # --- decoding ------------------------------------------------------------------
+    def decode(self, codes: np.ndarray | Tensor) -> np.ndarray:
+        """(Q, T) tokens -> (T * hop,) float32 samples."""
+        c = torch.as_tensor(np.asarray(codes), dtype=torch.long)[None]
+        wav = self.model.audio_encoder.decode(c.to(self.model.device))
+        return wav[0].float().cpu().numpy()
+
+    # --- generation ----------------------------------------------------------------
+    def _run_windows(
+        self,
+        clip: ClipFeatures,
+        codes: Tensor,
+        plans: list[WindowPlan],
+        params: SamplingParams,
+        seeds: list[int],
+        progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+    ) -> None:
+        """Fill codes[:, :, prompt_from:token_end] of every plan in order, all variations batched."""
+        n_q = self.cfg.n_codebooks
+        steps = [p.n_tokens + n_q - p.prompt_len - 1 for p in plans]
+        total, done = sum(steps), 0
+        t0 = time.perf_counter()
+        segs = self.cfg.window_segments
+        for k, plan in enumerate(plans):
+            feats = clip.features[plan.segment : plan.segment + segs].reshape(1, -1, clip.features.shape[-1])
+            prompt = codes[:, :, plan.token_start : plan.prompt_from] if plan.prompt_len else None
+
+            def on_step(i: int, _n: int, base: int = done, k: int = k) -> None:
+                if progress is None:
+                    return
+                now = base + i
+                elapsed = time.perf_counter() - t0
+                eta = elapsed / now * (total - now) if now else None
+                progress(Progress(now / total, eta, f"window {k + 1}/{len(plans)}"))
+
+            out = generate_window(
+                self.model.sampler,
+                feats,
+                plan.n_tokens,
+                params=params,
+                seeds=[window_seed(s, k) for s in seeds],
+                prompt=prompt,
+                progress=on_step,
+                cancel=cancel,
+            )
+            codes[:, :, plan.prompt_from : plan.token_end] = out.codes[:, :, plan.prompt_len :].to(
+                codes.device
+            )
+            done += steps[k]
+
+    def generate(
+        self,
+        clip: ClipFeatures,
+        params: SamplingParams,
+        seeds: list[int],
+        *,
+        stride_segments: int = 1,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> list[Take]:
+        """Audio for the whole clip, one take per seed (generated as one batch)."""
+        tl = self.tl
+        n_tokens = tl.tokens_for(clip.duration)
+        n_samples = tl.samples_for(clip.duration)
+        plans = plan_windows(tl, 0, n_tokens, clip.features.shape[0], stride_segments)
+        codes = torch.full((len(seeds), self.cfg.n_codebooks, n_tokens), -1, dtype=torch.long)
+        self._run_windows(clip, codes, plans, params, seeds, progress, cancel)
+        takes = []
+        for b, seed in enumerate(seeds):
+            audio = self.decode(codes[b])[:n_samples]
+            takes.append(
+                Take(
+                    model=self.name,
+                    seed=seed,
+                    params=params.to_dict(),
+                    stride_segments=stride_segments,
+                    start=0.0,
+                    end=clip.duration,
+                    token_start=0,
+                    codes=codes[b].numpy(),
+                    sample_start=0,
+                    audio=audio,
+                )
+            )
+        return takes
+
+    def regenerate(
+        self,
+        clip: ClipFeatures,
+        track: Track,
+        start: float,
+        end: float,
+        params: SamplingParams,
+        seeds: list[int],
+        *,
+        stride_segments: int = 1,
+        crossfade: float = DEFAULT_CROSSFADE,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> list[Take]:
+        """New takes for [start, end) that continue the track's audio before `start`.
+
+        Each take covers [start - crossfade, end + crossfade] (clamped to the clip): it fades in from
+        the existing audio before `start` and back out into it after `end`.
+        """
+        tl = self.tl
+        n_total = track.codes.shape[1]
+        n_samples = len(track.audio)
+        if not 0.0 <= start < end <= clip.duration + 1e-9:
+            raise ValueError(
+                f"region [{start:.3f}, {end:.3f}] s is not inside the clip (0..{clip.duration:.3f} s)"
+            )
+        xf = tl.samples_for(crossfade)
+        s0, s1 = tl.samples_for(start), min(tl.samples_for(end), n_samples)
+        a, b = max(0, s0 - xf), min(n_samples, s1 + xf)
+        p0 = tl.token_at(start)
+        p1 = min(n_total, tl.tokens_for(b / tl.sample_rate) + DECODE_MARGIN_TOKENS)
+        plans = plan_windows(tl, p0, p1, clip.features.shape[0], stride_segments)
+        codes = torch.as_tensor(track.codes, dtype=torch.long)[None].repeat(len(seeds), 1, 1)
+        codes[:, :, p0:p1] = -1
+        self._run_windows(clip, codes, plans, params, seeds, progress, cancel)
+
+        d0 = max(0, a // tl.hop - DECODE_MARGIN_TOKENS)
+        d1 = min(n_total, -(-b // tl.hop) + DECODE_MARGIN_TOKENS)
+        takes = []
+        for i, seed in enumerate(seeds):
+            wav = self.decode(codes[i, :, d0:d1])
+            takes.append(
+                Take(
+                    model=self.name,
+                    seed=seed,
+                    params=params.to_dict(),
+                    stride_segments=stride_segments,
+                    start=start,
+                    end=end,
+                    token_start=p0,
+                    codes=codes[i, :, p0:p1].numpy(),
+                    sample_start=a,
+                    audio=wav[a - d0 * tl.hop : b - d0 * tl.hop],
+                    fade_in=s0 - a,
+                    fade_out=b - s1,
+                )
+            )
+        return takes
+
+
+def apply_take(track: Track, take: Take) -> Track:
+    """The track with the take committed: its tokens replace the old ones, its audio is spliced in."""
+    codes = track.codes.copy()
+    codes[:, take.token_start : take.token_start + take.codes.shape[1]] = take.codes
+    if take.sample_start == 0 and len(take.audio) == len(track.audio) and not (take.fade_in or take.fade_out):
+        audio = take.audio.astype(np.float32, copy=True)
+    else:
+        audio = splice(track.audio, take.audio, take.sample_start, take.fade_in, take.fade_out)
+    return Track(codes=codes, audio=audio, sample_rate=track.sample_rate)
+
+
+def track_from_take(take: Take, sample_rate: int) -> Track:
+    """A whole-clip take as the clip's track."""
+    return Track(
+        codes=take.codes.copy(), audio=take.audio.astype(np.float32, copy=True), sample_rate=sample_rate
+    )
