@@ -117,3 +117,12 @@ def test_regenerate_region_is_bit_identical_outside(engine):
         assert len(new.audio) == len(track.audio)
     with pytest.raises(ValueError, match="not inside"):
         engine.regenerate(clip, track, 3.0, 5.0, params, [1])
+
+
+def test_generate_a_range_starts_fresh_at_its_segment(engine):
+    clip = _clip(4.0, seed=4)
+    params = SamplingParams(temperature=1.0, top_k=20, cfg_scale=3.0)
+    take = engine.generate(clip, params, [3], start=1.0, end=2.1)[0]
+    assert take.sample_start == 44100 and len(take.audio) == round(1.1 * 44100)
+    assert take.token_start == TL.segment_token(1)  # the segment boundary at or before 1.0 s
+    assert take.codes.shape[1] == TL.tokens_for(2.1) - take.token_start

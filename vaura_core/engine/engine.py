@@ -155,32 +155,47 @@ class Engine:
         params: SamplingParams,
         seeds: list[int],
         *,
+        start: float = 0.0,
+        end: float | None = None,
         stride_segments: int = 1,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> list[Take]:
-        """Audio for the whole clip, one take per seed (generated as one batch)."""
+        """Fresh audio for [start, end) of the clip (default: all of it), one take per seed, one batch.
+
+        Generation starts at the 0.64 s segment boundary at or before `start`, as a fresh window.
+        """
         tl = self.tl
-        n_tokens = tl.tokens_for(clip.duration)
-        n_samples = tl.samples_for(clip.duration)
-        plans = plan_windows(tl, 0, n_tokens, clip.features.shape[0], stride_segments)
+        end = clip.duration if end is None else end
+        if not 0.0 <= start < end <= clip.duration + 1e-9:
+            raise ValueError(
+                f"range [{start:.3f}, {end:.3f}] s is not inside the clip (0..{clip.duration:.3f} s)"
+            )
+        last_segment = clip.features.shape[0] - self.cfg.window_segments
+        first_segment = min(int(start / tl.segment_seconds + 1e-9), last_segment)
+        token0 = tl.segment_token(first_segment)
+        n_tokens = tl.tokens_for(end)
+        plans = plan_windows(
+            tl, token0, n_tokens, clip.features.shape[0], stride_segments, fresh_segment=first_segment
+        )
         codes = torch.full((len(seeds), self.cfg.n_codebooks, n_tokens), -1, dtype=torch.long)
         self._run_windows(clip, codes, plans, params, seeds, progress, cancel)
+        s0, s1 = tl.samples_for(start), tl.samples_for(end)
         takes = []
         for b, seed in enumerate(seeds):
-            audio = self.decode(codes[b])[:n_samples]
+            audio = self.decode(codes[b, :, token0:])
             takes.append(
                 Take(
                     model=self.name,
                     seed=seed,
                     params=params.to_dict(),
                     stride_segments=stride_segments,
-                    start=0.0,
-                    end=clip.duration,
-                    token_start=0,
-                    codes=codes[b].numpy(),
-                    sample_start=0,
-                    audio=audio,
+                    start=start,
+                    end=end,
+                    token_start=token0,
+                    codes=codes[b, :, token0:].numpy(),
+                    sample_start=s0,
+                    audio=audio[s0 - token0 * tl.hop : s1 - token0 * tl.hop],
                 )
             )
         return takes

@@ -80,9 +80,18 @@ class WindowPlan:
 
 
 def plan_windows(
-    tl: Timeline, start_token: int, end_token: int, n_segments: int, stride_segments: int = 1
+    tl: Timeline,
+    start_token: int,
+    end_token: int,
+    n_segments: int,
+    stride_segments: int = 1,
+    *,
+    fresh_segment: int | None = None,
 ) -> list[WindowPlan]:
     """Windows that generate tokens [start_token, end_token) continuing from what lies before.
+
+    With `fresh_segment` nothing before is known: the first window starts at that segment with no
+    prompt (its tokens before `start_token` are generated too) and the range starts there.
 
     Each window after the first keeps `window_tokens - stride` tokens of context as its prompt (166 for
     the default 0.64 s stride), as the original chunked generation does. Windows never run past the
@@ -100,6 +109,13 @@ def plan_windows(
     keep = tl.window_tokens - round(stride_segments * tl.tokens_per_segment())
     plans: list[WindowPlan] = []
     pos = start_token
+    if fresh_segment is not None:
+        if not 0 <= fresh_segment <= last_segment or tl.segment_token(fresh_segment) > start_token:
+            raise ValueError("fresh_segment must be a window start at or before the range")
+        first = tl.segment_token(fresh_segment)
+        end = min(first + tl.window_tokens, end_token)
+        plans.append(WindowPlan(fresh_segment, first, first, end))
+        pos = end
     while pos < end_token:
         # Earliest window start whose prompt (pos - token_start) is at most `keep` tokens long.
         seg = max(0, math.floor((pos - keep) / tl.tokens_per_segment()))

@@ -39,6 +39,8 @@ class CancelToken:
     def is_cancelled(self) -> bool:
         return self._event.is_set()
 
+    is_set = is_cancelled  # the threading.Event spelling, which the exporters accept too
+
 
 @dataclass
 class WindowResult:

@@ -1,0 +1,92 @@
+"""Visual features of whole clips, computed once per (clip file, model) and reused by every request."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from vaura_core.engine.engine import ClipFeatures, Progress
+from vaura_core.engine.timeline import Timeline
+from vaura_core.errors import Cancelled
+from vaura_core.generation.generate import CancelToken
+from vaura_core.media.frames import model_segments
+from vaura_core.media.probe import ClipInfo, as_clip
+from vaura_core.model.vaura import VAura
+
+
+def compute_clip_features(
+    model: VAura,
+    clip: ClipInfo | str | os.PathLike[str],
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> ClipFeatures:
+    """Encode every 16-frame segment of the clip, a window's worth at a time (bounded memory).
+
+    Clips shorter than one window are padded with segments of their last frame held still, so the
+    model sees a static picture after the end (whose audio is trimmed away).
+    """
+    info = as_clip(clip)
+    cfg = model.cfg
+    tl = Timeline(cfg)
+    needed = tl.segments_for(info.duration)
+    parts: list[torch.Tensor] = []
+    done = 0
+    last: torch.Tensor | None = None
+    for batch in model_segments(info, cfg):
+        if cancel is not None and cancel.is_cancelled():
+            raise Cancelled("feature extraction cancelled")
+        parts.append(model.encode_segments(batch).float().cpu())
+        last = batch[-1]
+        done += batch.shape[0]
+        if progress is not None:
+            progress(Progress(min(1.0, done / needed), None, "analysing video"))
+    if last is None:
+        raise ValueError(f"{info.path.name}: no video frames to analyse")
+    if done < needed:
+        still = last[:, -1:].expand_as(last).contiguous()[None]
+        pad = model.encode_segments(still).float().cpu()
+        parts.append(pad.expand(needed - done, *pad.shape[1:]))
+    return ClipFeatures(torch.cat(parts)[:needed].contiguous(), info.duration)
+
+
+class FeatureCache:
+    """In-memory LRU of clip features keyed by file identity (path, size, mtime) and model name."""
+
+    def __init__(self, max_clips: int = 8) -> None:
+        self.max_clips = max_clips
+        self._items: OrderedDict[tuple, ClipFeatures] = OrderedDict()
+        self._lock = threading.Lock()
+        self.computed = 0  # how many times features were actually computed (for tests and logs)
+
+    @staticmethod
+    def key(path: str | os.PathLike[str], model_name: str) -> tuple:
+        p = Path(path).resolve()
+        st = p.stat()
+        return (str(p), st.st_size, st.st_mtime_ns, model_name)
+
+    def get(
+        self,
+        model: VAura,
+        model_name: str,
+        clip: ClipInfo | str | os.PathLike[str],
+        **kwargs,
+    ) -> ClipFeatures:
+        info = as_clip(clip)
+        key = self.key(info.path, model_name)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        feats = compute_clip_features(model, info, **kwargs)
+        with self._lock:
+            self.computed += 1
+            self._items[key] = feats
+            while len(self._items) > self.max_clips:
+                self._items.popitem(last=False)
+        return feats
