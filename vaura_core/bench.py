@@ -154,3 +154,90 @@ def run_bench(
     res.peak_memory_mb = _peak_memory_mb(device)
     res.notes.append(f"{platform.processor() or platform.machine()}, torch {torch.__version__}")
     return res
+
+
+@dataclass
+class ClipBenchResult:
+    model: str
+    device: str
+    clip: str
+    clip_seconds: float
+    stages: dict[str, float]  # seconds per stage
+    total_s: float
+    realtime_factor: float
+    peak_memory_mb: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        lines = [
+            f"clip {self.clip} ({self.clip_seconds:.1f} s), model {self.model} on {self.device}",
+        ]
+        for stage, secs in self.stages.items():
+            lines.append(f"  {stage:<12} {secs:8.2f} s  {100 * secs / self.total_s:5.1f} %")
+        lines.append(f"  {'total':<12} {self.total_s:8.2f} s  ({self.realtime_factor:.2f}x real time)")
+        lines.append(f"  peak memory  {self.peak_memory_mb:.0f} MB")
+        return "\n".join(lines)
+
+
+def run_clip_bench(
+    model: VAura,
+    *,
+    name: str,
+    clip: str,
+    out_dir: str,
+    params: SamplingParams | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> ClipBenchResult:
+    """End to end on a real clip: decode, visual features, generation, codec decode, WAV + MP4 export."""
+    from pathlib import Path
+
+    from vaura_core.engine.engine import Engine
+    from vaura_core.engine.features import compute_clip_features
+    from vaura_core.export import export_wav, mux_video
+    from vaura_core.media.probe import probe
+
+    device = model.device
+    params = params or SamplingParams(temperature=0.95, top_k=128, cfg_scale=6.0)
+    engine = Engine(model, name)
+    stages: dict[str, float] = {}
+    t_start = time.perf_counter()
+    info = probe(clip)
+    stages["decode"] = time.perf_counter() - t_start
+    log("decoding video and computing features…")
+    feats = compute_clip_features(model, info, timings=stages)
+    log("generating…")
+    codec_clock = {"s": 0.0}
+    decode = engine.decode
+
+    def timed_decode(codes):
+        t0 = time.perf_counter()
+        out = decode(codes)
+        codec_clock["s"] += time.perf_counter() - t0
+        return out
+
+    engine.decode = timed_decode  # type: ignore[method-assign]
+    t0 = time.perf_counter()
+    take = engine.generate(feats, params, [seed])[0]
+    _sync(device)
+    stages["generation"] = time.perf_counter() - t0 - codec_clock["s"]
+    stages["codec"] = codec_clock["s"]
+    log("exporting…")
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    export_wav(take.audio, model.cfg.codec.sample_rate, out / "bench.wav", out_rate=48000)
+    mux_video(info.path, out / "bench.mp4", take.audio, model.cfg.codec.sample_rate)
+    stages["export"] = time.perf_counter() - t0
+    total = time.perf_counter() - t_start
+    return ClipBenchResult(
+        model=name,
+        device=str(device),
+        clip=str(info.path.name),
+        clip_seconds=info.duration,
+        stages=stages,
+        total_s=total,
+        realtime_factor=info.duration / total,
+        peak_memory_mb=_peak_memory_mb(device),
+    )

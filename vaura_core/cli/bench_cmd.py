@@ -20,6 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokens", type=int, default=None, help="audio steps per window (default: a full window)")
     p.add_argument("--no-uncached", action="store_true", help="skip the slow uncached oracle")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--clip",
+        default=None,
+        help="end-to-end benchmark on this video (decode, features, generation, codec, export)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -68,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(msg, file=sys.stderr, flush=True)
 
+    if args.clip:
+        return _clip_bench(args, model, name)
     res = run_bench(
         model, name=name, tokens=args.tokens, uncached=not args.no_uncached, seed=args.seed, log=log
     )
@@ -84,3 +91,24 @@ def _randomise(model) -> None:
         for t in list(model.parameters()) + list(model.buffers()):
             if t.is_floating_point():
                 t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float32).mul_(0.02).to(t.dtype))
+
+
+def _clip_bench(args: argparse.Namespace, model, name: str) -> int:
+    import tempfile
+
+    from vaura_core.bench import run_clip_bench
+    from vaura_core.cli import EXIT_BAD_INPUT
+    from vaura_core.errors import VauraError
+
+    def log(msg: str) -> None:
+        if not args.json:
+            print(msg, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="vaura-bench-") as out_dir:
+        try:
+            res = run_clip_bench(model, name=name, clip=args.clip, out_dir=out_dir, seed=args.seed, log=log)
+        except VauraError as exc:
+            print(f"vaura bench: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    print(json.dumps(res.to_dict(), indent=2) if args.json else res.table())
+    return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -25,11 +26,13 @@ def compute_clip_features(
     *,
     progress: Callable[[Progress], None] | None = None,
     cancel: CancelToken | None = None,
+    timings: dict[str, float] | None = None,
 ) -> ClipFeatures:
     """Encode every 16-frame segment of the clip, a window's worth at a time (bounded memory).
 
     Clips shorter than one window are padded with segments of their last frame held still, so the
-    model sees a static picture after the end (whose audio is trimmed away).
+    model sees a static picture after the end (whose audio is trimmed away). `timings`, when given,
+    receives the seconds spent decoding video ("decode") and encoding it ("features").
     """
     info = as_clip(clip)
     cfg = model.cfg
@@ -38,10 +41,19 @@ def compute_clip_features(
     parts: list[torch.Tensor] = []
     done = 0
     last: torch.Tensor | None = None
-    for batch in model_segments(info, cfg):
+    clock = {"decode": 0.0, "features": 0.0}
+    segments = model_segments(info, cfg)
+    while True:
+        t0 = time.perf_counter()
+        batch = next(segments, None)
+        t1 = time.perf_counter()
+        clock["decode"] += t1 - t0
+        if batch is None:
+            break
         if cancel is not None and cancel.is_cancelled():
             raise Cancelled("feature extraction cancelled")
         parts.append(model.encode_segments(batch).float().cpu())
+        clock["features"] += time.perf_counter() - t1
         last = batch[-1]
         done += batch.shape[0]
         if progress is not None:
@@ -49,9 +61,14 @@ def compute_clip_features(
     if last is None:
         raise ValueError(f"{info.path.name}: no video frames to analyse")
     if done < needed:
+        t1 = time.perf_counter()
         still = last[:, -1:].expand_as(last).contiguous()[None]
         pad = model.encode_segments(still).float().cpu()
         parts.append(pad.expand(needed - done, *pad.shape[1:]))
+        clock["features"] += time.perf_counter() - t1
+    if timings is not None:
+        for key, value in clock.items():
+            timings[key] = timings.get(key, 0.0) + value
     return ClipFeatures(torch.cat(parts)[:needed].contiguous(), info.duration)
 
 
