@@ -181,24 +181,8 @@ class Engine:
         codes = torch.full((len(seeds), self.cfg.n_codebooks, n_tokens), -1, dtype=torch.long)
         self._run_windows(clip, codes, plans, params, seeds, progress, cancel)
         s0, s1 = tl.samples_for(start), tl.samples_for(end)
-        takes = []
-        for b, seed in enumerate(seeds):
-            audio = self.decode(codes[b, :, token0:])
-            takes.append(
-                Take(
-                    model=self.name,
-                    seed=seed,
-                    params=params.to_dict(),
-                    stride_segments=stride_segments,
-                    start=start,
-                    end=end,
-                    token_start=token0,
-                    codes=codes[b, :, token0:].numpy(),
-                    sample_start=s0,
-                    audio=audio[s0 - token0 * tl.hop : s1 - token0 * tl.hop],
-                )
-            )
-        return takes
+        span = _Span(start, end, stride_segments, token0, n_tokens, token0, s0, s1)
+        return [self._take(span, params, seed, codes[b]) for b, seed in enumerate(seeds)]
 
     def regenerate(
         self,
@@ -238,26 +222,43 @@ class Engine:
 
         d0 = max(0, a // tl.hop - DECODE_MARGIN_TOKENS)
         d1 = min(n_total, -(-b // tl.hop) + DECODE_MARGIN_TOKENS)
-        takes = []
-        for i, seed in enumerate(seeds):
-            wav = self.decode(codes[i, :, d0:d1])
-            takes.append(
-                Take(
-                    model=self.name,
-                    seed=seed,
-                    params=params.to_dict(),
-                    stride_segments=stride_segments,
-                    start=start,
-                    end=end,
-                    token_start=p0,
-                    codes=codes[i, :, p0:p1].numpy(),
-                    sample_start=a,
-                    audio=wav[a - d0 * tl.hop : b - d0 * tl.hop],
-                    fade_in=s0 - a,
-                    fade_out=b - s1,
-                )
-            )
-        return takes
+        span = _Span(start, end, stride_segments, p0, p1, d0, a, b, fade_in=s0 - a, fade_out=b - s1)
+        return [self._take(span, params, seed, codes[i, :, :d1]) for i, seed in enumerate(seeds)]
+
+    def _take(self, span: _Span, params: SamplingParams, seed: int, codes: Tensor) -> Take:
+        """Decode tokens [span.decode_from, len) and cut the take's samples out of the result."""
+        hop = self.tl.hop
+        wav = self.decode(codes[:, span.decode_from :])
+        return Take(
+            model=self.name,
+            seed=seed,
+            params=params.to_dict(),
+            stride_segments=span.stride_segments,
+            start=span.start,
+            end=span.end,
+            token_start=span.token_start,
+            codes=codes[:, span.token_start : span.token_end].numpy(),
+            sample_start=span.sample_start,
+            audio=wav[span.sample_start - span.decode_from * hop : span.sample_end - span.decode_from * hop],
+            fade_in=span.fade_in,
+            fade_out=span.fade_out,
+        )
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Where a take sits: requested seconds, its tokens, the first decoded token, its samples."""
+
+    start: float
+    end: float
+    stride_segments: int
+    token_start: int
+    token_end: int
+    decode_from: int
+    sample_start: int
+    sample_end: int
+    fade_in: int = 0
+    fade_out: int = 0
 
 
 def apply_take(track: Track, take: Take) -> Track:
