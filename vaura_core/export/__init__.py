@@ -1,39 +1,44 @@
-"""Export: WAV files and MP4/MOV files with the video stream copied. Every file is written atomically."""
+"""Export: WAV files and MP4/MOV files with the video stream copied. Every file is written atomically.
 
-from vaura_core.export.atomic import atomic_write_path
-from vaura_core.export.errors import ExportError
-from vaura_core.export.loudness import (
-    ATSC_A85_LUFS,
-    EBU_R128_LUFS,
-    STREAMING_LUFS,
-    LoudnessReport,
-    LoudnessTarget,
-    integrated_loudness,
-    normalize_loudness,
-    true_peak_db,
-)
-from vaura_core.export.mux import AUDIO_CODECS, MuxResult, mux_video
-from vaura_core.export.tasks import CancelToken, ProgressCallback
-from vaura_core.export.wav import SUPPORTED_RATES, WAV_SUBTYPES, WavExportResult, export_wav
+Names are loaded on first use (PEP 562), so modules that only need `atomic_write_path` (projects,
+autosave) do not pay for PyAV, soxr, scipy and pyloudnorm at import.
+"""
 
-__all__ = [
-    "ATSC_A85_LUFS",
-    "AUDIO_CODECS",
-    "EBU_R128_LUFS",
-    "STREAMING_LUFS",
-    "SUPPORTED_RATES",
-    "WAV_SUBTYPES",
-    "CancelToken",
-    "ExportError",
-    "LoudnessReport",
-    "LoudnessTarget",
-    "MuxResult",
-    "ProgressCallback",
-    "WavExportResult",
-    "atomic_write_path",
-    "export_wav",
-    "integrated_loudness",
-    "mux_video",
-    "normalize_loudness",
-    "true_peak_db",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "atomic_write_path": "atomic",
+    "ExportError": "errors",
+    "ATSC_A85_LUFS": "loudness",
+    "EBU_R128_LUFS": "loudness",
+    "STREAMING_LUFS": "loudness",
+    "LoudnessReport": "loudness",
+    "LoudnessTarget": "loudness",
+    "integrated_loudness": "loudness",
+    "normalize_loudness": "loudness",
+    "true_peak_db": "loudness",
+    "AUDIO_CODECS": "mux",
+    "MuxResult": "mux",
+    "mux_video": "mux",
+    "CancelToken": "tasks",
+    "ProgressCallback": "tasks",
+    "SUPPORTED_RATES": "wav",
+    "WAV_SUBTYPES": "wav",
+    "WavExportResult": "wav",
+    "export_wav": "wav",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
