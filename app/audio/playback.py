@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,6 +59,11 @@ AUDITION_LANE = "generated"
 
 def _import_sounddevice() -> ModuleType:
     """The sounddevice module (raises OSError when PortAudio is missing, ImportError when not installed)."""
+    # ALSA aborts the whole process inside PortAudio's start-up when ALSA_CONFIG_PATH names a file that
+    # does not exist: refuse politely instead of letting sounddevice initialise.
+    alsa_conf = os.environ.get("ALSA_CONFIG_PATH")
+    if alsa_conf and not all(os.path.isfile(p) for p in alsa_conf.split(":") if p):
+        raise OSError(f"ALSA_CONFIG_PATH names a missing file ({alsa_conf}); audio output is disabled")
     import sounddevice
 
     return sounddevice
