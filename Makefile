@@ -16,7 +16,8 @@ ALSA_NULL_CONF := $(BUILD)/alsa-null.conf
 # PortAudio (sounddevice), the libraries Qt loads even offscreen, Xvfb for tests that need a real X server,
 # and ffmpeg for making test media (the app itself never runs it).
 APT_PACKAGES := libportaudio2 libxcb-cursor0 libegl1 libxkbcommon-x11-0 libgl1 libfontconfig1 libdbus-1-3 \
-	xvfb ffmpeg
+	libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-xinerama0 libxcb-randr0 \
+	libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 xvfb ffmpeg
 
 .DEFAULT_GOAL := help
 .PHONY: help setup system-packages test run demo lint format bench clean distclean

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,36 +24,61 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vaura-studio",
         description="VAURA Studio: generate synchronised Foley sound for a video clip with V-AURA.",
     )
-    parser.add_argument("clip", nargs="?", type=Path, help="video clip to open at start-up")
+    parser.add_argument(
+        "clip", nargs="?", type=Path, help="video clip (or .vaura project) to open at start-up"
+    )
     parser.add_argument(
         "--quit-after-ms",
         type=_milliseconds,
         metavar="MS",
         help="quit MS milliseconds after start-up (for smoke tests of the installed app)",
     )
+    parser.add_argument("--model", metavar="NAME", help="the model to load (default: the last one chosen)")
+    parser.add_argument("--device", metavar="DEVICE", help="where the model runs: auto, cpu, cuda, mps")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="drive the window offscreen through a whole job (open, generate, regenerate, audition, "
+        "commit, export) with the default model or --model, verify the results and exit 0, or non-zero "
+        "with the reason",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.self_test:
+        # Offscreen unless told otherwise (QT_QPA_PLATFORM=xcb shows the self-test running).
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
     # Qt is imported only now so that `--help` and argument errors answer without loading it.
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import SETTINGS_APPLICATION, SETTINGS_ORGANIZATION, MainWindow
+    from app.main_window import SETTINGS_APPLICATION, SETTINGS_ORGANIZATION, MainWindow, apply_theme
 
     qt_app = QApplication.instance() or QApplication([sys.argv[0]])
     qt_app.setOrganizationName(SETTINGS_ORGANIZATION)
     qt_app.setApplicationName(SETTINGS_APPLICATION)
+    apply_theme(qt_app)
 
-    window = MainWindow()
+    if args.self_test:
+        from app import self_test
+
+        if args.clip is not None:
+            print("--self-test uses the demo clip; do not name a clip", file=sys.stderr)
+            return 2
+        return self_test.run(model=args.model, device=args.device or "auto")
+
+    window = MainWindow(model=args.model, device=args.device)
     window.show()
     if args.clip is not None and not window.open_clip(args.clip):
         print(window.status_message(), file=sys.stderr)
     if args.quit_after_ms is not None:
-        QTimer.singleShot(args.quit_after_ms, qt_app.quit)
-    return int(qt_app.exec())
+        QTimer.singleShot(args.quit_after_ms, window.close)
+    code = int(qt_app.exec())
+    window.shutdown()  # quitting without closing the window (a session ending) still stops the threads
+    return code
 
 
 if __name__ == "__main__":

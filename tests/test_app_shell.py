@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QThread, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QSettings, Qt, QThread, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 
@@ -28,9 +28,21 @@ def settings(tmp_path: Path) -> QSettings:
     return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
 
 
+def _shell_window(settings: QSettings, folder: Path) -> MainWindow:
+    # No model, no sound device, no questions: these tests are about opening clips.
+    return MainWindow(
+        settings=settings,
+        load_model=False,
+        use_audio_device=False,
+        confirm_close=False,
+        check_recovery=False,
+        recovery_root=folder / "recovery",
+    )
+
+
 @pytest.fixture
-def window(qtbot, settings: QSettings) -> MainWindow:
-    main_window = MainWindow(settings=settings)
+def window(qtbot, settings: QSettings, tmp_path: Path) -> MainWindow:
+    main_window = _shell_window(settings, tmp_path)
     qtbot.addWidget(main_window)
     main_window.show()
     qtbot.waitExposed(main_window)
@@ -63,7 +75,7 @@ def _drop_files(target: QWidget, paths: list[Path]) -> tuple[bool, bool]:
     mime.setUrls([QUrl.fromLocalFile(str(path)) for path in paths])
     centre = target.rect().center()
     enter = QDragEnterEvent(
-        QPointF(centre),
+        centre,
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
@@ -71,7 +83,7 @@ def _drop_files(target: QWidget, paths: list[Path]) -> tuple[bool, bool]:
     )
     QApplication.sendEvent(target, enter)
     drop = QDropEvent(
-        QPointF(centre),
+        centre,
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
@@ -102,7 +114,8 @@ def test_opening_a_clip_shows_its_first_frame_and_names_it_in_the_title(
         assert window.open_clip(red_clip)
 
     assert opened.args == [red_clip]
-    assert window.windowTitle() == "VAURA Studio — red first.mp4"
+    # A new, unsaved project on the clip.
+    assert window.windowTitle() == "Untitled — red first.mp4 — VAURA Studio"
     source = window.preview.source_pixmap()
     assert (source.width(), source.height()) == (64, 48)
     assert _close_to(_centre_colour(source.toImage()), RED)
@@ -111,7 +124,7 @@ def test_opening_a_clip_shows_its_first_frame_and_names_it_in_the_title(
     assert shown.width() > 0
     assert _close_to(_centre_colour(shown.toImage()), RED)
     assert window.clip is not None
-    assert window.clip.duration_s == pytest.approx(6 / 12, abs=0.1)
+    assert window.clip.duration == pytest.approx(6 / 12, abs=0.1)
     assert "red first.mp4" in window.status_message()
 
 
@@ -141,14 +154,14 @@ def test_dropping_a_file_anywhere_on_the_window_opens_it(
     assert dropped
     assert window.clip is not None
     assert window.clip.path == red_clip
-    assert window.windowTitle() == "VAURA Studio — red first.mp4"
+    assert window.windowTitle() == "Untitled — red first.mp4 — VAURA Studio"
 
 
 def test_dragging_something_that_is_not_a_file_is_refused(window: MainWindow) -> None:
     mime = QMimeData()
     mime.setText("just some text")
     enter = QDragEnterEvent(
-        QPointF(10, 10),
+        QPoint(10, 10),
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
@@ -208,12 +221,12 @@ def _folder(folder: Path) -> Path:
 @pytest.mark.parametrize(
     ("make_bad_file", "expected"),
     [
-        (_random_bytes_mp4, "not a readable video"),
+        (_random_bytes_mp4, "not a video file, or the file is corrupt"),
         (_text_file, "text file"),
         (_still_image, "still image"),
         (_audio_only, "no video stream"),
-        (_missing, "does not exist"),
-        (_folder, "not a file"),
+        (_missing, "file not found"),
+        (_folder, "is a folder"),
     ],
 )
 def test_a_bad_file_is_explained_in_the_status_bar_and_the_previous_clip_stays(
@@ -274,7 +287,7 @@ def test_cancelling_the_open_dialog_changes_nothing(
 
 
 def test_recent_files_are_remembered_most_recent_first_and_reopen(
-    qtbot, window: MainWindow, settings: QSettings, red_clip: Path, blue_clip: Path
+    qtbot, window: MainWindow, settings: QSettings, red_clip: Path, blue_clip: Path, tmp_path: Path
 ) -> None:
     window.open_clip(red_clip)
     window.open_clip(blue_clip)
@@ -282,7 +295,7 @@ def test_recent_files_are_remembered_most_recent_first_and_reopen(
     assert window.recent_files() == [red_clip, blue_clip]
 
     # A new window reading the same settings offers the same list, and picking an entry opens it.
-    second = MainWindow(settings=settings)
+    second = _shell_window(settings, tmp_path)
     qtbot.addWidget(second)
     entries = [action for action in second.recent_menu.actions() if action.data()]
     assert [Path(action.data()) for action in entries] == [red_clip, blue_clip]

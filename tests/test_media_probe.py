@@ -310,3 +310,12 @@ def test_media_package_imports_no_gui_or_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_text_file_is_not_a_video(tmp_path):
+    from vaura_core.media import MediaError, probe
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shot list\n" * 200)
+    with pytest.raises(MediaError, match=r"notes\.txt: is a text file"):
+        probe(notes)

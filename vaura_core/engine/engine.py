@@ -216,7 +216,7 @@ class Engine:
         p0 = tl.token_at(start)
         p1 = min(n_total, tl.tokens_for(b / tl.sample_rate) + DECODE_MARGIN_TOKENS)
         plans = plan_windows(tl, p0, p1, clip.features.shape[0], stride_segments)
-        codes = torch.as_tensor(track.codes, dtype=torch.long)[None].repeat(len(seeds), 1, 1)
+        codes = torch.tensor(np.array(track.codes), dtype=torch.long)[None].repeat(len(seeds), 1, 1)
         codes[:, :, p0:p1] = -1
         self._run_windows(clip, codes, plans, params, seeds, progress, cancel)
 

@@ -106,6 +106,10 @@ def open_container(path: Path) -> Iterator[InputContainer]:
         container.close()
 
 
+# FFmpeg "plays" any text file as ANSI art through these demuxers; no camera or editor writes them.
+_TEXT_ART_DEMUXERS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
+
+
 def is_still_image_format(container: InputContainer) -> bool:
     name = container.format.name
     return name in _IMAGE_DEMUXERS or name.endswith("_pipe")
@@ -124,6 +128,8 @@ def find_video_stream(container: InputContainer, path: Path) -> VideoStream:
         raise MediaError(path, "not a video file (no video stream found)")
     if is_still_image_format(container):
         raise MediaError(path, "is a still image, not a video")
+    if container.format.name in _TEXT_ART_DEMUXERS:
+        raise MediaError(path, "is a text file, not a video")
     # Prefer the stream the file marks as default, as players do.
     default = [s for s in candidates if s.disposition & Disposition.default]
     stream = (default or candidates)[0]
