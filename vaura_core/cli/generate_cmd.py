@@ -211,8 +211,14 @@ class _ProgressBar:
             total=1000, disable=quiet, file=sys.stderr, unit="‰", bar_format="{desc} {bar} {postfix}"
         )
         self._stage = ""
+        self._shown = 0.0
 
     def update(self, p) -> None:
+        # At most 5 redraws a second (engine progress arrives every decode step), plus stage changes.
+        now = time.monotonic()
+        if p.stage == self._stage and now - self._shown < 0.2 and p.fraction < 1.0:
+            return
+        self._shown = now
         if p.stage != self._stage:
             self._stage = p.stage
             self._bar.set_description_str(p.stage)
