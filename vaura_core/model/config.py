@@ -194,6 +194,14 @@ PRESETS: dict[str, VAuraConfig] = {
     "vaura": VAuraConfig(),
     # For unit tests: every code path of the release at a few thousand parameters.
     "test": _small("test", visual_dim=32, lm_layers=2, video_dim=32, heads=4),
+    # The embedded default, trained on Foley World by `vaura train-tiny`: small enough to train on a
+    # 2-core CPU in about an hour and to generate faster than real time there.
+    "tiny": VAuraConfig(
+        name="vaura-tiny",
+        visual=VisualConfig(img_size=64, patch_size=16, dim=96, depth=2, heads=2),
+        lm=LMConfig(n_layer=4, n_head=4, video_dim=64, multiple_of=32),
+        codec=CodecConfig(encoder_dim=4, decoder_dim=64, codebook_size=128),
+    ),
 }
 
 

@@ -1,0 +1,97 @@
+"""`vaura train-tiny --out DIR --seed S [--minutes M]`: train vaura-tiny from scratch on Foley World.
+
+Writes a model folder (model.safetensors, config.json, manifest.json, MODEL_CARD.md) at DIR; the
+rendered clips, the codec and checkpoints stay in DIR-work so an interrupted run resumes.
+Exit codes: 0 ok, 2 bad input, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-tiny", help="train the small embedded model on Foley World", description=__doc__
+    )
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the training (default 0)")
+    p.add_argument("--minutes", type=float, default=85.0, help="wall-clock budget in minutes (default 85)")
+    p.add_argument("--clips", type=int, default=120, help="Foley World training clips (default 120)")
+    p.add_argument("--codec-steps", type=int, default=None, help="fixed codec steps (overrides the budget)")
+    p.add_argument(
+        "--lm-steps", type=int, default=None, help="fixed transformer steps (overrides the budget)"
+    )
+    p.add_argument("--work", default=None, help="work folder (default: DIR-work)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    p.add_argument("--workers", type=int, default=2, help="processes rendering clips (default 2)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1: fastest on a busy 2-core CPU)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vaura_core.cli import EXIT_BAD_INPUT, EXIT_CANCELLED
+    from vaura_core.errors import Cancelled, VauraError
+
+    def fail(message: str) -> int:
+        print(f"vaura train-tiny: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    if args.minutes <= 0:
+        return fail("--minutes must be positive")
+    if args.seed < 0:
+        return fail("--seed must be >= 0")
+    if not 1 <= args.clips <= 10_000:
+        return fail("--clips must be between 1 and 10000")
+    for name in ("codec_steps", "lm_steps"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            return fail(f"--{name.replace('_', '-')} must be at least 1")
+    if args.workers < 1 or args.threads < 1:
+        return fail("--workers and --threads must be at least 1")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return fail(f"{out}: exists and is not a folder")
+
+    import torch
+
+    from vaura_core.training.tiny import train_tiny
+
+    if args.device != "cpu" and not args.device.startswith("cuda"):
+        return fail(f"{args.device}: unknown device (use cpu or cuda)")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        return fail("CUDA was asked for but is not available")
+    torch.set_num_threads(args.threads)
+    logging.getLogger("vaura_core").setLevel(logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logging.getLogger("vaura_core").addHandler(handler)
+    logging.getLogger("vaura_core").propagate = False
+    try:
+        report = train_tiny(
+            out,
+            seed=args.seed,
+            minutes_budget=args.minutes,
+            work_dir=Path(args.work) if args.work else None,
+            n_clips=args.clips,
+            codec_steps=args.codec_steps,
+            lm_steps=args.lm_steps,
+            device=args.device,
+            workers=args.workers,
+        )
+    except Cancelled as exc:
+        print(f"vaura train-tiny: {exc}", file=sys.stderr)
+        return EXIT_CANCELLED
+    except VauraError as exc:
+        return fail(str(exc))
+    last = report.lm_history[-1]["loss"] if report.lm_history else float("nan")
+    print(
+        f"wrote {out} in {report.seconds / 60:.1f} min: codec {report.codec_steps} steps, "
+        f"transformer {report.lm_steps} steps, final loss {last:.3f}"
+    )
+    return 0

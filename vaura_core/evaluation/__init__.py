@@ -1,0 +1,1 @@
+"""Measurements of generated audio against ground truth (`sync.evaluate_sync`)."""

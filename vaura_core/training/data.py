@@ -1,0 +1,215 @@
+"""Training data from Foley World: model-ready frames and 44.1 kHz audio, cached per clip on disk.
+
+Frames go through the same geometry as inference (`vaura_core.media.frames`): short side scaled to
+round(size * 256 / 224) with antialiased bilinear filtering, then a centre crop of `size`. Clips are
+rendered once and stored as `clip-<seed>.npz` in a cache folder, so a restarted run reuses them.
+
+A training window is what the engine feeds the model: `window_segments` 16-frame segments starting at
+segment s, and the codec tokens from `Timeline.segment_token(s)` on (the rounding included), so the
+audio/video alignment seen in training is exactly the one seen when generating.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vaura_core.errors import VauraError
+from vaura_core.media.frames import default_short_side
+from vaura_core.media.geometry import centre_crop
+from vaura_core.model.config import VAuraConfig
+
+log = logging.getLogger(__name__)
+
+RENDER_SIZE = 128  # the `vaura foley-world` picture size; training sees the same source pictures
+
+
+@dataclass(frozen=True)
+class ClipData:
+    """One rendered clip: uint8 (n_frames, S, S, 3) frames at the model's crop size, float32 audio."""
+
+    seed: int
+    frames: np.ndarray
+    audio: np.ndarray
+    sample_rate: int
+
+
+def model_frames(pictures: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (n, H, W, 3) pictures -> uint8 (n, size, size, 3): scale the short side, centre crop."""
+    _n, height, width, _ = pictures.shape
+    short = default_short_side(size)
+    if width <= height:
+        new_w, new_h = short, max(short, int(short * height / width))
+    else:
+        new_w, new_h = max(short, int(short * width / height)), short
+    x = torch.from_numpy(np.ascontiguousarray(pictures)).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    scaled = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return np.ascontiguousarray(centre_crop(scaled.transpose(1, 2, 0, 3), size).transpose(2, 0, 1, 3))
+
+
+def render_clip(seed: int, cfg: VAuraConfig, duration: float) -> ClipData:
+    """Simulate and render Foley World scene `seed` (at the model's fps) and shrink it for the model."""
+    from vaura_core.foley_world.scene import generate_scene
+
+    scene = generate_scene(
+        seed, duration=duration, fps=cfg.fps, size=RENDER_SIZE, sample_rate=cfg.codec.sample_rate
+    )
+    pictures = np.stack(list(scene.frames()))
+    frames = model_frames(pictures, cfg.visual.img_size)
+    return ClipData(seed, frames, np.asarray(scene.audio, dtype=np.float32), cfg.codec.sample_rate)
+
+
+def _cache_path(cache_dir: Path, seed: int) -> Path:
+    return cache_dir / f"clip-{seed}.npz"
+
+
+def _save_clip(path: Path, clip: ClipData) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, frames=clip.frames, audio=clip.audio, sample_rate=clip.sample_rate)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_clip(path: Path, seed: int) -> ClipData:
+    try:
+        with np.load(path) as z:
+            return ClipData(seed, z["frames"], z["audio"], int(z["sample_rate"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise VauraError(f"{path}: damaged training clip cache ({exc}); delete it to render again") from None
+
+
+def _render_to_cache(args: tuple[int, VAuraConfig, float, str]) -> str:
+    seed, cfg, duration, cache_dir = args
+    path = _cache_path(Path(cache_dir), seed)
+    if not path.exists():
+        torch.set_num_threads(1)
+        _save_clip(path, render_clip(seed, cfg, duration))
+    return str(path)
+
+
+def build_clips(
+    seeds: Sequence[int],
+    cfg: VAuraConfig,
+    duration: float,
+    cache_dir: Path,
+    *,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[ClipData]:
+    """Render (or reuse from `cache_dir`) one clip per seed; returned in `seeds` order."""
+    cache_dir = Path(cache_dir)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VauraError(f"cannot create the training cache {cache_dir}: {exc.strerror or exc}") from None
+    jobs = [(int(s), cfg, float(duration), str(cache_dir)) for s in seeds]
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for i, _ in enumerate(pool.map(_render_to_cache, jobs), start=1):
+                if progress is not None:
+                    progress(i, len(jobs))
+    else:
+        for i, job in enumerate(jobs, start=1):
+            _render_to_cache(job)
+            if progress is not None:
+                progress(i, len(jobs))
+    return [_load_clip(_cache_path(cache_dir, int(s)), int(s)) for s in seeds]
+
+
+# --- windows ------------------------------------------------------------------------------------
+def window_segments_of(cfg: VAuraConfig, n_frames: int) -> list[int]:
+    """Every first segment of a whole window inside a clip of `n_frames` frames."""
+    n_segments = n_frames // cfg.visual.frames
+    return list(range(n_segments - cfg.window_segments + 1))
+
+
+def segment_token(cfg: VAuraConfig, segment: int) -> int:
+    """First codec token of a window starting at `segment` (as `Timeline.segment_token`)."""
+    per_segment = cfg.segment_seconds * cfg.codec.sample_rate / cfg.codec.hop_length
+    return round(segment * per_segment)
+
+
+def clip_token_count(cfg: VAuraConfig, n_frames: int) -> int:
+    """Tokens to encode so that every window of the clip has its full `window_tokens`."""
+    last = window_segments_of(cfg, n_frames)[-1]
+    return segment_token(cfg, last) + cfg.window_tokens
+
+
+def padded_audio(cfg: VAuraConfig, clip: ClipData) -> np.ndarray:
+    """The clip's audio zero-padded (or cut) to whole tokens covering every window."""
+    n = clip_token_count(cfg, len(clip.frames)) * cfg.codec.hop_length
+    out = np.zeros(n, dtype=np.float32)
+    m = min(n, len(clip.audio))
+    out[:m] = clip.audio[:m]
+    return out
+
+
+@dataclass(frozen=True)
+class WindowRef:
+    clip: int  # index into the clip list
+    segment: int  # first segment of the window
+
+
+class WindowSet:
+    """All training windows of a set of clips: frames uint8 per clip, codes (Q, T) per clip."""
+
+    def __init__(self, cfg: VAuraConfig, clips: Sequence[ClipData], codes: Sequence[torch.Tensor]) -> None:
+        if len(clips) != len(codes):
+            raise ValueError("one code tensor per clip is needed")
+        self.cfg = cfg
+        self.frames = [torch.from_numpy(c.frames) for c in clips]
+        self.codes = [c.long() for c in codes]
+        self.refs = [
+            WindowRef(i, s) for i, c in enumerate(clips) for s in window_segments_of(cfg, len(c.frames))
+        ]
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames (B, S, 3, F, H, W) float32 in [-1, 1] and codes (B, Q, window_tokens) long."""
+        cfg = self.cfg
+        n_f, segs, n_t = cfg.visual.frames, cfg.window_segments, cfg.window_tokens
+        frames, codes = [], []
+        for i in indices:
+            ref = self.refs[i]
+            f0 = ref.segment * n_f
+            clip_frames = self.frames[ref.clip][f0 : f0 + segs * n_f]  # (S*F, H, W, 3)
+            frames.append(clip_frames.reshape(segs, n_f, *clip_frames.shape[1:]))
+            t0 = segment_token(cfg, ref.segment)
+            codes.append(self.codes[ref.clip][:, t0 : t0 + n_t])
+        x = torch.stack(frames).permute(0, 1, 5, 2, 3, 4).float().div_(127.5).sub_(1.0)
+        return x.contiguous(), torch.stack(codes)
+
+
+class EpochSampler:
+    """Deterministic shuffled batches: epoch e is a permutation drawn from (seed, e)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        if n < 1 or batch_size < 1:
+            raise ValueError("need at least one item and a positive batch size")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+
+    def indices(self, step: int) -> list[int]:
+        """The batch of training step `step` (any step can be asked for: resuming needs no replay)."""
+        per_epoch = max(1, self.n // self.batch_size)
+        epoch, k = divmod(step, per_epoch)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(self.n, generator=g)
+        if self.n < self.batch_size:  # tiny sets: repeat items to fill the batch
+            order = order.repeat(-(-self.batch_size // self.n))
+        return order[k * self.batch_size : (k + 1) * self.batch_size].tolist()

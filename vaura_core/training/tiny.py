@@ -1,0 +1,259 @@
+"""`train_tiny`: Foley World data, then the codec, then the visual tower + transformer, in a time budget.
+
+Everything that is expensive to redo is kept in a work folder (rendered clips, the trained codec, the
+clip codes, the LM checkpoint), so a crashed or interrupted run resumes where it stopped.
+The minutes budget becomes step counts (see `schedule.StepBudget`); the counts a run used are recorded
+in the manifest, and passing them back (`codec_steps`, `lm_steps`) reproduces that run for its seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaura_core.errors import VauraError
+from vaura_core.model.codec import Codec
+from vaura_core.model.config import VAuraConfig, preset
+from vaura_core.model.vaura import VAura
+from vaura_core.training.codec_train import CodecTrainSettings, train_codec
+from vaura_core.training.data import ClipData, WindowSet, build_clips, padded_audio
+from vaura_core.training.lm_train import LMTrainSettings, train_lm
+from vaura_core.training.schedule import StepBudget
+
+log = logging.getLogger(__name__)
+
+CLIP_SECONDS = 10.24  # 16 whole segments: 13 training windows per clip
+CODEC_SHARE = 0.4  # of the time left after the data is ready: the codec is the slower learner
+RESERVE_SECONDS = 90.0  # encoding the clips and writing the model
+
+
+def training_seeds(seed: int, n_clips: int) -> list[int]:
+    """Foley World seeds of the training clips: 10000 (seed + 1) + i, disjoint from evaluation seeds."""
+    if n_clips > 10_000:
+        raise VauraError("at most 10000 training clips per seed")
+    return [10_000 * (seed + 1) + i for i in range(n_clips)]
+
+
+@dataclass
+class TinyTrainingReport:
+    out_dir: Path
+    seed: int
+    seconds: float
+    data_seconds: float
+    codec_steps: int
+    codec_seconds: float
+    lm_steps: int
+    lm_seconds: float
+    codec_history: list[dict[str, float]] = field(default_factory=list)
+    lm_history: list[dict[str, float]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    tmp.replace(path)
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _encode_clips(codec: Codec, cfg: VAuraConfig, clips: Sequence[ClipData]) -> list[torch.Tensor]:
+    out = []
+    for clip in clips:
+        wave = torch.from_numpy(padded_audio(cfg, clip))
+        out.append(codec.encode(wave, cfg.codec.sample_rate)[0].to(torch.int16))
+    return out
+
+
+def train_tiny(
+    out_dir: Path,
+    seed: int = 0,
+    minutes_budget: float = 85.0,
+    *,
+    work_dir: Path | None = None,
+    n_clips: int = 120,
+    codec_steps: int | None = None,
+    lm_steps: int | None = None,
+    device: str | torch.device = "cpu",
+    workers: int = 2,
+    config: VAuraConfig | None = None,
+    codec_settings: CodecTrainSettings | None = None,
+    lm_settings: LMTrainSettings | None = None,
+    clip_seconds: float = CLIP_SECONDS,
+) -> TinyTrainingReport:
+    """Train vaura-tiny from scratch and write it to `out_dir` (model.safetensors, config, manifest).
+
+    `minutes_budget` bounds the whole run (data, codec, LM); fixed `codec_steps` / `lm_steps` override
+    the budget for their stage.
+    """
+    t_start = time.perf_counter()
+    budget_s = float(minutes_budget) * 60.0
+    if budget_s <= 0:
+        raise VauraError("the training budget must be a positive number of minutes")
+    cfg = config or preset("tiny")
+    out_dir = Path(out_dir)
+    work = Path(work_dir) if work_dir is not None else out_dir.with_name(out_dir.name + "-work")
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VauraError(f"cannot create the work folder {work}: {exc.strerror or exc}") from None
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    codec_settings = codec_settings or CodecTrainSettings()
+    lm_settings = lm_settings or LMTrainSettings()
+
+    def left() -> float:
+        return budget_s - (time.perf_counter() - t_start)
+
+    # 1. Data.
+    seeds = training_seeds(seed, n_clips)
+    log.info("rendering %d Foley World clips into %s", n_clips, work / "data")
+    clips = build_clips(
+        seeds,
+        cfg,
+        clip_seconds,
+        work / "data",
+        workers=workers,
+        progress=lambda i, n: log.info("clip %d/%d", i, n) if i % 10 == 0 or i == n else None,
+    )
+    data_seconds = time.perf_counter() - t_start
+
+    # 2. Codec.
+    codec_file = work / "codec.safetensors"
+    codec_history: list[dict[str, float]] = []
+    if codec_file.exists():
+        codec_state = _load_tensors(codec_file)
+        meta = (
+            json.loads((work / "codec-meta.json").read_text()) if (work / "codec-meta.json").exists() else {}
+        )
+        n_codec, codec_seconds = int(meta.get("steps", 0)), float(meta.get("seconds", 0.0))
+        codec_history = list(meta.get("history", []))
+        log.info("reusing the codec in %s", codec_file)
+    else:
+        seconds = max(60.0, (left() - RESERVE_SECONDS) * CODEC_SHARE)
+        res = train_codec(
+            [c.audio for c in clips],
+            cfg.codec,
+            StepBudget(seconds=seconds, steps=codec_steps, min_steps=20),
+            seed=seed,
+            settings=codec_settings,
+            device=device,
+        )
+        codec_state, n_codec, codec_seconds, codec_history = (
+            res.state_dict,
+            res.steps,
+            res.seconds,
+            res.history,
+        )
+        _save_tensors(codec_file, codec_state)
+        meta = {"steps": n_codec, "seconds": codec_seconds, "history": codec_history}
+        (work / "codec-meta.json").write_text(json.dumps(meta))
+
+    # 3. Codes of every clip.
+    codes_file = work / "codes.pt"
+    if codes_file.exists():
+        codes = torch.load(codes_file, weights_only=True)
+    else:
+        codec = Codec.from_state_dict(cfg.codec, codec_state, device=device)
+        codes = _encode_clips(codec, cfg, clips)
+        torch.save(codes, codes_file)
+    data = WindowSet(cfg, clips, codes)
+
+    # 4. Visual tower + transformer.
+    torch.manual_seed(seed)
+    model = VAura(cfg)
+    model.audio_encoder.model.load_state_dict(codec_state)
+    model.to(device)
+    lm_seconds_budget = max(60.0, left() - RESERVE_SECONDS / 3)
+    res_lm = train_lm(
+        model,
+        data,
+        StepBudget(seconds=lm_seconds_budget, steps=lm_steps, min_steps=20),
+        seed=seed,
+        settings=lm_settings,
+        checkpoint=work / "lm.pt",
+    )
+
+    # 5. Write the model folder.
+    report = TinyTrainingReport(
+        out_dir=out_dir,
+        seed=seed,
+        seconds=time.perf_counter() - t_start,
+        data_seconds=data_seconds,
+        codec_steps=n_codec,
+        codec_seconds=codec_seconds,
+        lm_steps=res_lm.steps,
+        lm_seconds=res_lm.seconds,
+        codec_history=codec_history,
+        lm_history=res_lm.history,
+        settings={
+            "n_clips": n_clips,
+            "clip_seconds": clip_seconds,
+            "training_seeds": [seeds[0], seeds[-1]],
+            "windows": len(data),
+            "minutes_budget": minutes_budget,
+            "device": str(device),
+            "torch": torch.__version__,
+            "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
+            "codec": asdict(codec_settings),
+            "lm": asdict(lm_settings),
+        },
+    )
+    save_trained(out_dir, model, report)
+    return report
+
+
+def save_trained(out_dir: Path, model: VAura, report: TinyTrainingReport) -> Path:
+    """Write the model folder (store format) with the training record and its model card."""
+    from vaura_core.training.card import write_model_card
+    from vaura_core.weights.store import save_model_dir
+
+    state = {k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()}
+    meta = {
+        "name": model.cfg.name,
+        "description": "small V-AURA trained from scratch on Foley World by `vaura train-tiny`",
+        "training": training_record(report),
+        "sources": [],
+    }
+    save_model_dir(out_dir, model.cfg, state, meta, overwrite=True)
+    write_model_card(out_dir)
+    return out_dir
+
+
+def training_record(report: TinyTrainingReport) -> dict[str, Any]:
+    """The JSON training summary kept in the manifest (and rendered into the model card)."""
+
+    def summary(history: list[dict[str, float]], keys: Sequence[str]) -> list[dict[str, float]]:
+        # At most ~12 evenly spaced rows, always the first and the last.
+        if not history:
+            return []
+        idx = sorted({round(i * (len(history) - 1) / 11) for i in range(12)})
+        return [{k: round(history[i][k], 5) for k in ("step", *keys) if k in history[i]} for i in idx]
+
+    return {
+        "seed": report.seed,
+        "seconds": round(report.seconds, 1),
+        "data_seconds": round(report.data_seconds, 1),
+        "codec_steps": report.codec_steps,
+        "codec_seconds": round(report.codec_seconds, 1),
+        "lm_steps": report.lm_steps,
+        "lm_seconds": round(report.lm_seconds, 1),
+        "settings": report.settings,
+        "codec_curve": summary(report.codec_history, ("total", "mel", "wave", "commit")),
+        "lm_curve": summary(report.lm_history, ("loss", "q0", "q1", "q8")),
+    }
