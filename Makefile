@@ -20,7 +20,7 @@ APT_PACKAGES := libportaudio2 libxcb-cursor0 libegl1 libxkbcommon-x11-0 libgl1 l
 	libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 xvfb ffmpeg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-packages test run demo lint format bench clean distclean
+.PHONY: help setup system-packages test run demo lint format bench bundle appimage clean distclean
 
 help:
 	@echo "make run        set everything up and open VAURA Studio (on $(DEMO_CLIP) when present;"
@@ -28,6 +28,9 @@ help:
 	@echo "make test       set everything up, lint, check import rules and run the tests"
 	@echo "make demo       generate Foley for $(DEMO_CLIP) into out/demo.mp4"
 	@echo "make bench      measure the engine's speed and memory (vaura bench)"
+	@echo "make bundle     build the self-contained app folder dist/vaura-studio with PyInstaller and"
+	@echo "                run its --self-test offscreen (installers/README.md)"
+	@echo "make appimage   wrap that folder into an AppImage (needs appimagetool)"
 	@echo "make lint       ruff check, ruff format --check, lint-imports"
 	@echo "make format     ruff format and ruff's safe fixes"
 	@echo "make setup      system packages (as root), $(VENV), pip install -e '.[dev]'"
@@ -86,6 +89,13 @@ demo: setup
 
 bench: setup
 	$(BIN)/vaura bench
+
+bundle: setup $(ALSA_NULL_CONF)
+	$(BIN)/python -m pip install -e '.[bundle]'
+	ALSA_CONFIG_PATH=$(abspath $(ALSA_NULL_CONF)) $(BIN)/python installers/build_bundle.py --check
+
+appimage: bundle
+	installers/linux/build_appimage.sh
 
 lint: setup
 	$(BIN)/ruff check .

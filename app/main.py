@@ -70,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return self_test.run(model=args.model, device=args.device or "auto")
 
-    window = MainWindow(model=args.model, device=args.device)
+    # A user's start-up: the very first shows the model manager too (non-modal: --quit-after-ms still quits).
+    window = MainWindow(model=args.model, device=args.device, first_run=True)
     window.show()
     if args.clip is not None and not window.open_clip(args.clip):
         print(window.status_message(), file=sys.stderr)

@@ -53,6 +53,7 @@ from PySide6.QtWidgets import (
 from app.audio import LaneAudio, Player
 from app.background import SerialExecutor
 from app.export_dialog import ExportDialog, ExportResult, ExportSource
+from app.model_manager import ModelManagerDialog
 from app.panels import MessageBar, ParametersPanel, TakeRow, TakesPanel, TaskProgress
 from app.preview import PREVIEW_MAX_SIDE, FrameLoader, VideoPreview, rgb_to_qimage
 from app.requests import GenerateRequest, RegenerateRequest
@@ -249,7 +250,8 @@ class MainWindow(QMainWindow):
     `model`/`device` override the saved choices for this session; `load_model=False` skips loading at
     start-up; `use_audio_device=False` plays silently; `confirm_close=False` never asks about unsaved
     changes; `check_recovery=False` does not look for crashed sessions; `recovery_root` is where
-    recovery copies live (default: vaura_core.project.recovery_root()).
+    recovery copies live (default: vaura_core.project.recovery_root()); `first_run=True` (app.main, for
+    a user's start-up only) shows the model manager once, after the window, if it never has been.
     """
 
     clip_opened = Signal(object)  # the opened clip's Path
@@ -272,6 +274,7 @@ class MainWindow(QMainWindow):
         confirm_close: bool = True,
         check_recovery: bool = True,
         recovery_root: Path | None = None,
+        first_run: bool = False,
     ) -> None:
         super().__init__(parent)
         self.settings = settings if isinstance(settings, AppSettings) else AppSettings(settings)
@@ -296,6 +299,7 @@ class MainWindow(QMainWindow):
         self._resume_after_scrub = False
         self._shuttle_rate = 0.0
         self._export_dialog: ExportDialog | None = None
+        self._model_dialog: ModelManagerDialog | None = None
         self._recoverable: list[RecoveryInfo] = []
 
         self.history = ProjectHistory(self)
@@ -340,6 +344,8 @@ class MainWindow(QMainWindow):
             self._set_model_status("No model loaded", "idle")
         if check_recovery:
             QTimer.singleShot(0, self.offer_recovery)
+        if first_run and not self.settings.first_run_done:
+            QTimer.singleShot(0, self._show_first_run)
 
     # ======================================================================================================
     # construction
@@ -435,6 +441,12 @@ class MainWindow(QMainWindow):
         )
         self.export_action = self._action(
             "&Export…", self.open_export_dialog, "Ctrl+E", "Export a WAV file or the video with the new sound"
+        )
+        self.models_action = self._action(
+            "&Manage Models…",
+            self.open_model_manager,
+            None,
+            "Download, import or remove models, and choose where they are stored",
         )
         self.quit_action = self._action("&Quit", self.close, "Ctrl+Q", "Quit VAURA Studio")
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
@@ -570,6 +582,9 @@ class MainWindow(QMainWindow):
         generate_menu.addAction(self.regenerate_action)
         generate_menu.addSeparator()
         generate_menu.addAction(self.cancel_action)
+
+        models_menu = menu_bar.addMenu("&Models")
+        models_menu.addAction(self.models_action)
 
         view_menu = menu_bar.addMenu("&View")
         view_menu.addAction(self.zoom_in_action)
@@ -1082,7 +1097,7 @@ class MainWindow(QMainWindow):
 
     def _populate_models(self) -> None:
         try:
-            infos = ModelRegistry().list()
+            infos = ModelRegistry(self.settings.models_root).list()
         except (VauraError, OSError) as exc:
             log.warning("listing models failed: %s", exc)
             infos = []
@@ -1094,7 +1109,7 @@ class MainWindow(QMainWindow):
         self._model_name = name
         if device is not None:
             self._device = device
-        self.engine.load_model(name, self._device, self.settings.precision)
+        self.engine.load_model(name, self._device, self.settings.precision, self.settings.models_root)
         self._set_model_status(f"Loading {name}…", "loading")
         self._update_actions()
 
@@ -1131,6 +1146,37 @@ class MainWindow(QMainWindow):
         self.message_bar.setProperty("about", "model")
         self._say(f"No model: {message}")
         self._update_actions()
+
+    @Slot()
+    def open_model_manager(self, welcome: bool = False) -> ModelManagerDialog:
+        """Show the (non-modal) model manager, or raise it when it is open already; returns it."""
+        dialog = self._model_dialog
+        if dialog is not None and dialog.isVisible():
+            dialog.raise_()
+            dialog.activateWindow()
+            return dialog
+        if dialog is not None:
+            dialog.deleteLater()
+        dialog = ModelManagerDialog(self.settings, self, current_model=self._model_name, welcome=welcome)
+        dialog.model_chosen.connect(self._use_model_from_manager)
+        dialog.models_changed.connect(self._populate_models)
+        dialog.finished.connect(lambda _result: self._populate_models())
+        self._model_dialog = dialog
+        dialog.show()
+        return dialog
+
+    @Slot(str)
+    def _use_model_from_manager(self, name: str) -> None:
+        self._on_model_chosen(name)
+        self._populate_models()  # the combo box shows the new choice
+
+    @Slot()
+    def _show_first_run(self) -> None:
+        """Once per user: say what is installed and offer the full model (nothing downloads unasked)."""
+        if self._shut_down or self.settings.first_run_done:
+            return
+        self.settings.first_run_done = True
+        self.open_model_manager(welcome=True)
 
     @Slot(str)
     def _on_model_chosen(self, name: str) -> None:
@@ -1997,6 +2043,8 @@ class MainWindow(QMainWindow):
         self._forget_requests()
         if self._export_dialog is not None:
             self._export_dialog.close()
+        if self._model_dialog is not None:
+            self._model_dialog.shutdown()  # cancels a download (its partial file is kept) and waits
         self.player.close()
         self.frames.shutdown()
         self.timeline.stop_background_work()

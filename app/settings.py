@@ -23,7 +23,7 @@ from PySide6.QtCore import QByteArray, QSettings
 
 from vaura_core.project.errors import CommandError
 from vaura_core.project.model import GenerationSettings
-from vaura_core.weights.registry import DEFAULT_MODEL
+from vaura_core.weights.registry import DEFAULT_MODEL, default_models_root
 
 SETTINGS_ORGANIZATION = "VAURA"
 SETTINGS_APPLICATION = "VAURA Studio"
@@ -93,6 +93,9 @@ class Option(Generic[T]):
 DEVICE = Option("engine/device", "auto", _as_str)
 PRECISION = Option("engine/precision", "auto", _as_str, choices=("auto", "fp32", "fp16", "bf16"))
 MODEL = Option("engine/model", DEFAULT_MODEL, _as_str)
+# Empty: the default models folder (VAURA_HOME, else the per-user data folder), followed if that moves.
+MODELS_ROOT = Option("models/root", "", _as_str)
+FIRST_RUN_DONE = Option("app/firstRunDone", False, _as_bool)
 SNAP = Option[str]("timeline/snap", "frame", _as_str, choices=("frame", "grid", "off"))
 LOOP_AUDITION = Option("takes/loopAudition", False, _as_bool)
 EXPORT_FORMAT = Option("export/format", "wav", _as_str, choices=("wav", "mp4", "mov"))
@@ -169,6 +172,30 @@ class AppSettings:
     @model.setter
     def model(self, value: str) -> None:
         self.set(MODEL, value)
+
+    @property
+    def models_root(self) -> Path:
+        """Where downloaded and imported models live: the folder the user chose, else the default."""
+        chosen = self.get(MODELS_ROOT).strip()
+        return Path(chosen).expanduser() if chosen else default_models_root()
+
+    @models_root.setter
+    def models_root(self, value: Path | str | None) -> None:
+        """None or "" goes back to the default folder."""
+        self.set(MODELS_ROOT, str(value) if value else "")
+
+    @property
+    def models_root_is_default(self) -> bool:
+        return not self.get(MODELS_ROOT).strip()
+
+    @property
+    def first_run_done(self) -> bool:
+        """Whether the first-run model manager has been shown (it is shown once)."""
+        return self.get(FIRST_RUN_DONE)
+
+    @first_run_done.setter
+    def first_run_done(self, value: bool) -> None:
+        self.set(FIRST_RUN_DONE, bool(value))
 
     @property
     def generation(self) -> GenerationSettings:

@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
@@ -173,8 +174,9 @@ class EngineWorker(QObject):
 
     # --- model ------------------------------------------------------------------------------------
 
-    @Slot(str, str, str)
-    def load_model(self, name: str, device: str, precision: str) -> None:
+    @Slot(str, str, str, str)
+    def load_model(self, name: str, device: str, precision: str, models_root: str = "") -> None:
+        """`models_root` is the folder of downloaded and imported models ("": the default one)."""
         if self._stopping.is_set():
             return
         self.model_loading.emit(name)
@@ -183,7 +185,8 @@ class EngineWorker(QObject):
         try:
             torch_device = resolve_device(device)
             dtype = resolve_dtype(precision, torch_device)
-            model = ModelRegistry().load(name, device=torch_device, dtype=dtype)
+            registry = ModelRegistry(Path(models_root) if models_root else None)
+            model = registry.load(name, device=torch_device, dtype=dtype)
         except (VauraError, ValueError) as exc:
             self._load_error = f"model '{name}' is not loaded: {exc}"
             self.model_failed.emit(str(exc))
@@ -324,7 +327,7 @@ class EngineHost(QObject):
     busy_changed = Signal(bool)
 
     # Queued into the engine thread (the worker's slots run there, in order).
-    _load_requested = Signal(str, str, str)
+    _load_requested = Signal(str, str, str, str)
     _run_requested = Signal(int, object, object)
     _finish_requested = Signal()
 
@@ -393,12 +396,17 @@ class EngineHost(QObject):
 
     # --- commands ---------------------------------------------------------------------------------
 
-    def load_model(self, name: str, device: str = "auto", precision: str = "auto") -> None:
-        """Load `name` in the background (after any queued request); answers model_ready/failed."""
+    def load_model(
+        self, name: str, device: str = "auto", precision: str = "auto", models_root: Path | None = None
+    ) -> None:
+        """Load `name` in the background (after any queued request); answers model_ready/failed.
+
+        `models_root` is where installed models are looked up (None: the registry's default folder).
+        """
         if self._closed:
             return
         self._loading += 1
-        self._load_requested.emit(name, device, precision)
+        self._load_requested.emit(name, device, precision, "" if models_root is None else str(models_root))
 
     def generate(self, request: GenerateRequest) -> int:
         """Queue a whole-clip or range generation; returns its request id."""

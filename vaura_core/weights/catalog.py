@@ -76,6 +76,9 @@ class CatalogEntry:
 
 # vaura.md 8.1: the official release; the Lightning checkpoint carries the visual tower and the DAC
 # weights too (vaura.md 4), so this one tarball is all the model needs. Its sha256 is not published.
+# Its size is not published either: 3.4 GB is vaura.md 4's estimate of the weights alone (817 M fp32 +
+# 77 M fp16 parameters), shown before asking; the download checks the server's Content-Length again.
+VAURA_TARBALL_APPROX_BYTES = 3_400_000_000
 VAURA_TARBALL_URL = (
     "https://a3s.fi/swift/v1/AUTH_a235c0f452d648828f745589cde1219a/v-aura_public/24-08-01T08-34-26.tar.gz"
 )
@@ -84,7 +87,13 @@ CATALOG: dict[str, CatalogEntry] = {
     "vaura": CatalogEntry(
         name="vaura",
         description="V-AURA (VGGSound/VisualSound, 9 DAC codebooks, 44.1 kHz): the official release",
-        files=(HttpFile(url=VAURA_TARBALL_URL, filename="24-08-01T08-34-26.tar.gz"),),
+        files=(
+            HttpFile(
+                url=VAURA_TARBALL_URL,
+                filename="24-08-01T08-34-26.tar.gz",
+                approx_bytes=VAURA_TARBALL_APPROX_BYTES,
+            ),
+        ),
         config_hint="vaura",
         license="code MIT; weight terms unstated (visual tower initialised from CC-BY-NC Motionformer)",
     ),

@@ -1,0 +1,1 @@
+"""Build tooling for the VAURA Studio application bundle and its platform installers."""

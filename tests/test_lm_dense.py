@@ -1,0 +1,39 @@
+"""The decode-step fast path of the transformer's linear layers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vaura_core.model.lm import Dense
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 48), (2, 1, 48), (3, 5, 48), (4, 4, 48), (2, 40, 48)])
+def test_dense_matches_linear_for_any_row_count(shape: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    layer = Dense(48, 72, bias=False)
+    x = torch.randn(*shape)
+    out = layer(x)
+    assert out.shape == (*shape[:-1], 72)
+    torch.testing.assert_close(out, F.linear(x, layer.weight), rtol=1e-5, atol=1e-5)
+
+
+def test_dense_keeps_linear_state_dict_names_and_bias() -> None:
+    layer = Dense(8, 4, bias=True)
+    assert set(layer.state_dict()) == {"weight", "bias"}
+    x = torch.randn(2, 8)
+    torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+
+
+def test_dense_backpropagates_like_linear() -> None:
+    torch.manual_seed(1)
+    layer = Dense(16, 8, bias=False)
+    x = torch.randn(2, 16, requires_grad=True)
+    layer(x).square().sum().backward()
+    grad_w, grad_x = layer.weight.grad.clone(), x.grad.clone()
+    layer.weight.grad = None
+    x2 = x.detach().clone().requires_grad_(True)
+    F.linear(x2, layer.weight).square().sum().backward()
+    torch.testing.assert_close(grad_w, layer.weight.grad)
+    torch.testing.assert_close(grad_x, x2.grad)
