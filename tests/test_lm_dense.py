@@ -6,7 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vaura_core.model import lm
 from vaura_core.model.lm import Dense
+
+
+@pytest.fixture(autouse=True, params=["small weights", "any weight"])
+def _skinny_threshold(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test through both kernels: the default (F.linear for these small weights) and mm."""
+    if request.param == "any weight":
+        monkeypatch.setattr(lm, "_SKINNY_MIN_WEIGHT", 0)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 48), (2, 1, 48), (3, 5, 48), (4, 4, 48), (2, 40, 48)])

@@ -486,3 +486,4 @@ def test_engine_host_loads_from_the_given_models_root(qtbot, tmp_path: Path) -> 
         assert ready.args[0] == "only-here"
     finally:
         assert host.shutdown(10_000)
+        assert not host.thread.isRunning()

@@ -11,10 +11,12 @@ from vaura_core.model.config import preset
 from vaura_core.model.vaura import VAura
 from vaura_core.training.codec_train import CodecTrainSettings, train_codec
 from vaura_core.training.data import (
+    MATERIAL_CLASSES,
     ClipData,
     EpochSampler,
     WindowSet,
     clip_token_count,
+    frame_events,
     model_frames,
     segment_token,
     window_segments_of,
@@ -36,7 +38,12 @@ def _fake_clip(seed: int, n_segments: int = 5) -> ClipData:
     n = n_segments * CFG.visual.frames
     frames = rng.integers(0, 256, (n, CFG.visual.img_size, CFG.visual.img_size, 3), dtype=np.uint8)
     audio = rng.standard_normal(int(n / CFG.fps * 44100)).astype(np.float32) * 0.1
-    return ClipData(seed, frames, audio, 44100)
+    # Some impacts, so that the default training (with the visual event loss) has labels.
+    events = [
+        {"frame": int(f), "kind": "impact", "material": MATERIAL_CLASSES[int(f) % 4], "strength": 0.5}
+        for f in rng.choice(n, n // 8, replace=False)
+    ]
+    return ClipData(seed, frames, audio, 44100, frame_events(events, n))
 
 
 def _fake_codes(clip: ClipData, seed: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""`vaura train-tiny --out DIR --seed S [--minutes M]`: train vaura-tiny from scratch on Foley World.
+"""`vaura train-tiny --out DIR --seed S [--minutes M] [--aux-weight W]`: train vaura-tiny from scratch.
 
 Writes a model folder (model.safetensors, config.json, manifest.json, MODEL_CARD.md) at DIR; the
 rendered clips, the codec and checkpoints stay in DIR-work so an interrupted run resumes.
@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codec-steps", type=int, default=None, help="fixed codec steps (overrides the budget)")
     p.add_argument(
         "--lm-steps", type=int, default=None, help="fixed transformer steps (overrides the budget)"
+    )
+    p.add_argument(
+        "--aux-weight",
+        type=float,
+        default=1.0,
+        help="weight of the visual tower's auxiliary impact-event loss (default 1; 0 switches it off)",
     )
     p.add_argument("--work", default=None, help="work folder (default: DIR-work)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
@@ -54,12 +60,15 @@ def run(args: argparse.Namespace) -> int:
             return fail(f"--{name.replace('_', '-')} must be at least 1")
     if args.workers < 1 or args.threads < 1:
         return fail("--workers and --threads must be at least 1")
+    if not 0 <= args.aux_weight < float("inf"):
+        return fail("--aux-weight must be a finite number >= 0")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return fail(f"{out}: exists and is not a folder")
 
     import torch
 
+    from vaura_core.training.lm_train import LMTrainSettings
     from vaura_core.training.tiny import train_tiny
 
     if args.device != "cpu" and not args.device.startswith("cuda"):
@@ -83,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
             lm_steps=args.lm_steps,
             device=args.device,
             workers=args.workers,
+            lm_settings=LMTrainSettings(aux_weight=args.aux_weight),
         )
     except Cancelled as exc:
         print(f"vaura train-tiny: {exc}", file=sys.stderr)

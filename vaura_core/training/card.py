@@ -23,7 +23,8 @@ def _params(cfg: VAuraConfig) -> dict[str, int]:
 def _curve_table(rows: list[dict[str, float]]) -> list[str]:
     if not rows:
         return ["(not recorded: this stage was reused from an earlier run)"]
-    keys = ["step", *sorted(k for k in rows[0] if k != "step")]
+    # Every column of any row: a run resumed with different settings may add columns midway.
+    keys = ["step", *sorted({k for row in rows for k in row} - {"step"})]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows:
         lines.append("| " + " | ".join(f"{row.get(k, float('nan')):.4g}" for k in keys) + " |")
@@ -63,6 +64,19 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
     tr = manifest.get("training", {})
     st = tr.get("settings", {})
     params = _params(cfg)
+    aux_weight = st.get("aux_weight", (st.get("lm") or {}).get("aux_weight", 0.0))
+    aux_flag = f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else ""
+    aux_lines = (
+        [
+            f"- auxiliary event loss on the visual tower (weight {aux_weight:g}): a linear head, used only "
+            f"in training and not shipped, reads every raw visual token ({cfg.visual.tubelet} frames) and "
+            "names the material of the loudest impact starting on its frames, or none; cross-entropy "
+            "weighted by the inverse square root of the class frequencies; columns `aux` (that loss) and "
+            "`aux_acc` (the head's accuracy on impact tokens) of the curve below",
+        ]
+        if aux_weight
+        else []
+    )
     lines = [
         f"# {manifest.get('name', cfg.name)}",
         "",
@@ -86,8 +100,8 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         "## Training",
         "",
         f"- command: `vaura train-tiny --out DIR --seed {tr.get('seed')} --minutes "
-        f"{st.get('minutes_budget')}`; reproduce exactly with `--codec-steps {tr.get('codec_steps')} "
-        f"--lm-steps {tr.get('lm_steps')}`",
+        f"{st.get('minutes_budget')}{aux_flag}`; reproduce exactly with `--codec-steps "
+        f"{tr.get('codec_steps')} --lm-steps {tr.get('lm_steps')}`",
         f"- data: {st.get('n_clips')} Foley World clips of {st.get('clip_seconds')} s (scene seeds "
         f"{st.get('training_seeds', ['?', '?'])[0]}..{st.get('training_seeds', ['?', '?'])[-1]}), "
         f"{st.get('windows')} windows of 2.56 s; rendering took {tr.get('data_seconds')} s",
@@ -98,6 +112,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         f"{tr.get('lm_seconds')} s; settings {st.get('lm')}; teacher forcing on the delayed pattern "
         "(L = 230), cross-entropy per codebook averaged over the 9 codebooks, null video for CFG with "
         "probability 0.1",
+        *aux_lines,
         f"- total wall time {tr.get('seconds')} s on {st.get('machine')} ({st.get('device')}, torch "
         f"{st.get('torch')})",
         "",

@@ -2,11 +2,16 @@
 
 Frames go through the same geometry as inference (`vaura_core.media.frames`): short side scaled to
 round(size * 256 / 224) with antialiased bilinear filtering, then a centre crop of `size`. Clips are
-rendered once and stored as `clip-<seed>.npz` in a cache folder, so a restarted run reuses them.
+rendered once and stored as `clip-<seed>-v<CACHE_VERSION>.npz` in a cache folder, so a restarted run
+reuses them.
 
 A training window is what the engine feeds the model: `window_segments` 16-frame segments starting at
 segment s, and the codec tokens from `Timeline.segment_token(s)` on (the rounding included), so the
 audio/video alignment seen in training is exactly the one seen when generating.
+
+Each clip also keeps per-frame event labels from its scene (`FrameEvents`): which material's impact
+starts on a frame, and whether a sustained sound is active. `WindowSet.token_labels` turns them into
+one label per visual token for the auxiliary event loss of the visual tower (see `lm_train`).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from vaura_core.errors import VauraError
+from vaura_core.foley_world.materials import MATERIALS
 from vaura_core.media.frames import default_short_side
 from vaura_core.media.geometry import centre_crop
 from vaura_core.model.config import VAuraConfig
@@ -31,16 +38,75 @@ from vaura_core.model.config import VAuraConfig
 log = logging.getLogger(__name__)
 
 RENDER_SIZE = 128  # the `vaura foley-world` picture size; training sees the same source pictures
+# Bump when the cached clip format changes: the version is in the file name, so an older cache is
+# rendered again instead of being read without the fields it lacks.
+CACHE_VERSION = 2
+# Event label k (1..M) is material MATERIAL_CLASSES[k - 1]; 0 is "no impact starts here".
+MATERIAL_CLASSES: tuple[str, ...] = tuple(sorted(MATERIALS))
+N_EVENT_CLASSES = len(MATERIAL_CLASSES) + 1
+
+
+@dataclass(frozen=True)
+class FrameEvents:
+    """Per-frame sound events of a clip, each an (n_frames,) array.
+
+    `impact`: int64, 0 or the class (1..M) of the loudest impact starting on the frame; `strength`:
+    float32, that impact's strength (0 where none), kept so tokens spanning several frames can pick
+    the loudest; `sustained`: bool, a sliding or rolling sound is active on the frame.
+    """
+
+    impact: np.ndarray
+    strength: np.ndarray
+    sustained: np.ndarray
 
 
 @dataclass(frozen=True)
 class ClipData:
-    """One rendered clip: uint8 (n_frames, S, S, 3) frames at the model's crop size, float32 audio."""
+    """One rendered clip: uint8 (n_frames, S, S, 3) frames at the model's crop size, float32 audio.
+
+    `events` is None only for hand-made clips; rendered clips always carry their labels.
+    """
 
     seed: int
     frames: np.ndarray
     audio: np.ndarray
     sample_rate: int
+    events: FrameEvents | None = None
+
+
+def frame_events(events: Sequence[dict[str, Any]], n_frames: int) -> FrameEvents:
+    """Foley World `scene.events` -> per-frame labels (events past the last frame are dropped)."""
+    impact = np.zeros(n_frames, dtype=np.int64)
+    strength = np.zeros(n_frames, dtype=np.float32)
+    sustained = np.zeros(n_frames, dtype=bool)
+    for e in events:
+        start = int(e["frame"])
+        if not 0 <= start < n_frames:
+            continue
+        if e["kind"] == "impact":
+            # A two-object collision is two events on one frame: the louder one names the frame
+            # (on a tie the first listed, so the labels do not depend on float noise).
+            if impact[start] == 0 or float(e["strength"]) > strength[start]:
+                impact[start] = MATERIAL_CLASSES.index(e["material"]) + 1
+                strength[start] = float(e["strength"])
+        else:
+            end = int(e.get("end_frame", start + 1))
+            sustained[start : max(start + 1, min(end, n_frames))] = True
+    return FrameEvents(impact, strength, sustained)
+
+
+def token_labels(events: FrameEvents, tubelet: int) -> np.ndarray:
+    """Per-frame labels -> int64 (n_frames // tubelet,): one per run of `tubelet` frames (a visual token).
+
+    A token is labelled with the loudest impact starting on any of its frames (on a tie the earliest
+    frame), 0 if none; trailing frames that fill no whole token are dropped.
+    """
+    n = len(events.impact) // tubelet * tubelet
+    labels = events.impact[:n].reshape(-1, tubelet)
+    # Frames without an impact rank below every impact, even one of strength 0.
+    rank = np.where(labels > 0, events.strength[:n].reshape(-1, tubelet), -1.0)
+    pick = rank.argmax(axis=1)
+    return labels[np.arange(len(labels)), pick]
 
 
 def model_frames(pictures: np.ndarray, size: int) -> np.ndarray:
@@ -66,18 +132,34 @@ def render_clip(seed: int, cfg: VAuraConfig, duration: float) -> ClipData:
     )
     pictures = np.stack(list(scene.frames()))
     frames = model_frames(pictures, cfg.visual.img_size)
-    return ClipData(seed, frames, np.asarray(scene.audio, dtype=np.float32), cfg.codec.sample_rate)
+    return ClipData(
+        seed,
+        frames,
+        np.asarray(scene.audio, dtype=np.float32),
+        cfg.codec.sample_rate,
+        frame_events(scene.events, len(frames)),
+    )
 
 
 def _cache_path(cache_dir: Path, seed: int) -> Path:
-    return cache_dir / f"clip-{seed}.npz"
+    return cache_dir / f"clip-{seed}-v{CACHE_VERSION}.npz"
 
 
 def _save_clip(path: Path, clip: ClipData) -> None:
+    if clip.events is None:
+        raise ValueError("only clips with event labels are cached")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, frames=clip.frames, audio=clip.audio, sample_rate=clip.sample_rate)
+            np.savez(
+                f,
+                frames=clip.frames,
+                audio=clip.audio,
+                sample_rate=clip.sample_rate,
+                impact=clip.events.impact,
+                strength=clip.events.strength,
+                sustained=clip.events.sustained,
+            )
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -87,7 +169,8 @@ def _save_clip(path: Path, clip: ClipData) -> None:
 def _load_clip(path: Path, seed: int) -> ClipData:
     try:
         with np.load(path) as z:
-            return ClipData(seed, z["frames"], z["audio"], int(z["sample_rate"]))
+            events = FrameEvents(z["impact"], z["strength"], z["sustained"])
+            return ClipData(seed, z["frames"], z["audio"], int(z["sample_rate"]), events)
     except (OSError, ValueError, KeyError) as exc:
         raise VauraError(f"{path}: damaged training clip cache ({exc}); delete it to render again") from None
 
@@ -165,7 +248,8 @@ class WindowRef:
 
 
 class WindowSet:
-    """All training windows of a set of clips: frames uint8 per clip, codes (Q, T) per clip."""
+    """All training windows of a set of clips: frames uint8 per clip, codes (Q, T) per clip, and (when
+    every clip has event labels) one impact label per visual token of each clip."""
 
     def __init__(self, cfg: VAuraConfig, clips: Sequence[ClipData], codes: Sequence[torch.Tensor]) -> None:
         if len(clips) != len(codes):
@@ -176,9 +260,40 @@ class WindowSet:
         self.refs = [
             WindowRef(i, s) for i, c in enumerate(clips) for s in window_segments_of(cfg, len(c.frames))
         ]
+        # Windows start on segment boundaries and segments hold whole tokens, so a window's token
+        # labels are a slice of its clip's: computed once here.
+        events = [c.events for c in clips if c.events is not None]
+        self.labels: list[torch.Tensor] | None = None
+        if clips and len(events) == len(clips):
+            self.labels = [torch.from_numpy(token_labels(e, cfg.visual.tubelet)) for e in events]
 
     def __len__(self) -> int:
         return len(self.refs)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None
+
+    def _label_slice(self, ref: WindowRef) -> torch.Tensor:
+        if self.labels is None:
+            raise ValueError("these clips have no event labels (hand-made clips without `events`)")
+        per_segment = self.cfg.visual.tokens_per_segment
+        t0 = ref.segment * per_segment
+        return self.labels[ref.clip][t0 : t0 + self.cfg.window_segments * per_segment]
+
+    def token_labels(self, indices: Sequence[int]) -> torch.Tensor:
+        """Impact labels (B, window_segments * tokens_per_segment) long, in the visual tokens' order.
+
+        Token j of segment s covers window frames s * frames + j * tubelet .. + tubelet - 1.
+        """
+        return torch.stack([self._label_slice(self.refs[i]) for i in indices])
+
+    def label_counts(self) -> torch.Tensor:
+        """(N_EVENT_CLASSES,) token counts over every window: the label frequencies training sees."""
+        counts = torch.zeros(N_EVENT_CLASSES, dtype=torch.long)
+        for ref in self.refs:
+            counts += torch.bincount(self._label_slice(ref), minlength=N_EVENT_CLASSES)
+        return counts
 
     def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames (B, S, 3, F, H, W) float32 in [-1, 1] and codes (B, Q, window_tokens) long."""

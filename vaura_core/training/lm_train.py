@@ -6,6 +6,12 @@ the sequence has L = 230 positions. The logit at position t + q predicts code (q
 taken per codebook over its 221 valid steps and averaged over the codebooks. With probability
 `cfg_dropout` per sample the raw visual features are replaced by the fixed `uncond_embedding`, which
 teaches the null condition that classifier-free guidance subtracts.
+
+Auxiliary event supervision: the audio-token loss alone gives the visual tower too weak a gradient
+to learn when things happen (the model ended up ignoring the video). Foley World knows every impact,
+so an `EventHead` owned by this training code (not part of `VAura`: the shipped tensor names stay
+those of the release) reads each raw visual token and predicts the material of the impact it covers,
+or none; `aux_weight` times its class-weighted cross-entropy is added to the LM loss.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +29,7 @@ from torch import Tensor, nn
 
 from vaura_core.model.pattern import build_delayed
 from vaura_core.model.vaura import VAura
-from vaura_core.training.data import EpochSampler, WindowSet
+from vaura_core.training.data import N_EVENT_CLASSES, EpochSampler, WindowSet
 from vaura_core.training.schedule import StepBudget, cosine_lr
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,7 @@ class LMTrainSettings:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
     cfg_dropout: float = 0.1  # per-sample probability of the null condition (as the release)
+    aux_weight: float = 1.0  # weight of the visual event loss; 0 trains exactly as without it
 
 
 @dataclass
@@ -44,6 +52,47 @@ class LMTrainResult:
     steps: int
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    aux_head: EventHead | None = None  # the trained event head (None when aux_weight is 0)
+
+
+class EventHead(nn.Module):
+    """Visual token feature (visual dim) -> logits over "no impact" and the M impact materials.
+
+    A single linear layer on purpose: the fusion transformer sees the features through a linear
+    projection too, so what this probe can read is what the transformer can use; a deeper head
+    could learn the events itself and leave the tower's features as they were.
+    """
+
+    def __init__(self, dim: int, n_classes: int = N_EVENT_CLASSES) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim, n_classes)
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Initialise from `generator` alone, so the model's own initialisation and RNG are untouched."""
+        nn.init.trunc_normal_(self.proj.weight, std=0.02, generator=generator)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, feats: Tensor) -> Tensor:
+        return self.proj(feats)
+
+
+def aux_class_weights(counts: Tensor) -> Tensor:
+    """Cross-entropy class weights from token label counts: tempered inverse frequency.
+
+    Impact tokens are a minority (about one in six in Foley World, a few percent per material), so
+    plain cross-entropy is cheaply lowered by saying "none". Full inverse frequency overcorrects (the
+    head then calls impacts everywhere); its square root gives the impact tokens together about the
+    weight of the empty ones. Classes absent from the data get the largest weight seen (it never
+    applies: no target has them). Normalised so that "none" (the commonest class) weighs 1.
+    """
+    counts = counts.double()
+    seen = counts > 0
+    if not bool(seen.any()):
+        return torch.ones(len(counts))
+    w = torch.zeros_like(counts)
+    w[seen] = (counts.sum() / (len(counts) * counts[seen])).sqrt()
+    w[~seen] = w[seen].max()
+    return (w / w[seen].min()).float()
 
 
 def trainable_parts(model: VAura) -> list[nn.Module]:
@@ -71,6 +120,11 @@ def codebook_losses(logits: Tensor, codes: Tensor) -> Tensor:
     return torch.stack(out)
 
 
+def visual_features(model: VAura, frames: Tensor) -> Tensor:
+    """Raw visual token features (B, video_tokens, visual dim) of frames (B, S, 3, F, H, W)."""
+    return model.visual_feature_extractor(frames).reshape(frames.shape[0], model.cfg.lm.video_tokens, -1)
+
+
 def lm_loss(
     model: VAura, frames: Tensor, codes: Tensor, null_mask: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -78,9 +132,15 @@ def lm_loss(
 
     `null_mask` (B,) bool selects the samples conditioned on the null video.
     """
+    return lm_loss_from_features(model, visual_features(model, frames), codes, null_mask)
+
+
+def lm_loss_from_features(
+    model: VAura, feats: Tensor, codes: Tensor, null_mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """`lm_loss` from already computed raw visual features (B, video_tokens, visual dim)."""
     cfg = model.cfg
-    b = frames.shape[0]
-    feats = model.visual_feature_extractor(frames).reshape(b, cfg.lm.video_tokens, -1)
+    b = feats.shape[0]
     if null_mask is not None and bool(null_mask.any()):
         null = model.sampler.null_features(b).to(feats.dtype)
         feats = torch.where(null_mask[:, None, None], null, feats)
@@ -89,6 +149,21 @@ def lm_loss(
     logits = model.sampler(seq, video)
     per_q = codebook_losses(logits, codes)
     return per_q.mean(), per_q.detach()
+
+
+def aux_event_loss(
+    head: EventHead, feats: Tensor, labels: Tensor, class_weight: Tensor
+) -> tuple[Tensor, int, int]:
+    """Weighted cross-entropy of the event head on raw features (B, Tv, D) against labels (B, Tv).
+
+    Also returns the number of impact tokens and how many of them got their material right (the
+    accuracy that matters: "none" is right most of the time whatever the tower learns).
+    """
+    logits = head(feats).float()
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), weight=class_weight)
+    impact = labels > 0
+    correct = int((logits.argmax(-1)[impact] == labels[impact]).sum())
+    return loss, correct, int(impact.sum())
 
 
 def make_optimizer(model: VAura, s: LMTrainSettings) -> torch.optim.Optimizer:
@@ -102,6 +177,21 @@ def make_optimizer(model: VAura, s: LMTrainSettings) -> torch.optim.Optimizer:
             (plain if no_decay else decay).append(p)
     groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": plain, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=s.lr, betas=s.betas)
+
+
+def _aux_groups(head: EventHead, s: LMTrainSettings) -> list[dict[str, Any]]:
+    """The event head's optimizer groups (weights decayed, bias not), added after the model's."""
+    return [
+        {"params": [head.proj.weight], "weight_decay": s.weight_decay},
+        {"params": [head.proj.bias], "weight_decay": 0.0},
+    ]
+
+
+def _first_groups(state: dict[str, Any], n: int) -> dict[str, Any]:
+    """An optimizer state dict cut to its first `n` parameter groups (and their moments)."""
+    groups = state["param_groups"][:n]
+    kept = {i for g in groups for i in g["params"]}
+    return {"state": {i: v for i, v in state["state"].items() if i in kept}, "param_groups": groups}
 
 
 def train_lm(
@@ -122,38 +212,79 @@ def train_lm(
     the same batches as an uninterrupted one.
     """
     s = settings or LMTrainSettings()
+    if not s.aux_weight >= 0:
+        raise ValueError(f"aux_weight must be >= 0, got {s.aux_weight}")
+    use_aux = s.aux_weight > 0
+    if use_aux and not data.has_labels:
+        raise ValueError("the auxiliary event loss needs clips with event labels (or aux_weight=0)")
     device = model.device
     for part in trainable_parts(model):
         part.train().requires_grad_(True)
     model.visual_feature_extractor.patch_embed.requires_grad_(False)  # unused at run time
     opt = make_optimizer(model, s)
+    n_model_groups = len(opt.param_groups)
+    head: EventHead | None = None
+    class_weight = torch.ones(N_EVENT_CLASSES)
+    if use_aux:
+        head = EventHead(model.cfg.visual.dim)
+        head.reset_parameters(torch.Generator().manual_seed(seed * 104_729 + 17))
+        head.to(device).train()
+        class_weight = aux_class_weights(data.label_counts())
+        log.info("event head class weights %s", [round(float(w), 3) for w in class_weight])
+    class_weight = class_weight.to(device)
     sampler = EpochSampler(len(data), s.batch_size, seed)
     history: list[dict[str, float]] = []
     step = 0
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        if head is not None and "aux_head" in state:
+            head.load_state_dict(state["aux_head"])
+            for group in _aux_groups(head, s):
+                opt.add_param_group(group)
+            opt.load_state_dict(state["optimizer"])
+        else:
+            # A checkpoint without the head (or a run without it): resume the model's groups; a
+            # head that is wanted starts fresh, with fresh moments.
+            opt.load_state_dict(_first_groups(state["optimizer"], n_model_groups))
         step = int(state["step"])
         history = [dict(zip(state["history_keys"], row, strict=True)) for row in state["history"].tolist()]
         log.info("resumed the LM from %s at step %d", checkpoint, step)
+    if head is not None and len(opt.param_groups) == n_model_groups:
+        for group in _aux_groups(head, s):
+            opt.add_param_group(group)
 
     t0 = time.perf_counter()
     last_save = t0
     budget.start(step)
     budget.update(step)
     acc_loss, acc_q, acc_n = 0.0, None, 0
+    acc_aux, acc_correct, acc_impacts = 0.0, 0, 0
     while not budget.finished(step):
         lr = cosine_lr(step, budget.total, s.lr, s.warmup)
         for group in opt.param_groups:
             group["lr"] = lr
-        frames, codes = data.batch(sampler.indices(step))
+        indices = sampler.indices(step)
+        frames, codes = data.batch(indices)
         g = torch.Generator().manual_seed(seed * 7919 + step)
         null_mask = torch.rand(len(codes), generator=g) < s.cfg_dropout
-        loss, per_q = lm_loss(model, frames.to(device), codes.to(device), null_mask.to(device))
+        feats = visual_features(model, frames.to(device))
+        loss, per_q = lm_loss_from_features(model, feats, codes.to(device), null_mask.to(device))
+        total = loss
+        if head is not None:
+            # On the tower's own features of every sample, those the LM saw as the null video
+            # included: the null embedding says nothing about events, the real features should.
+            labels = data.token_labels(indices).to(device)
+            aux, correct, impacts = aux_event_loss(head, feats, labels, class_weight)
+            total = loss + s.aux_weight * aux
+            acc_aux += float(aux.detach())
+            acc_correct += correct
+            acc_impacts += impacts
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         params = [p for part in trainable_parts(model) for p in part.parameters() if p.requires_grad]
+        if head is not None:
+            params += list(head.parameters())
         nn.utils.clip_grad_norm_(params, s.grad_clip)
         opt.step()
         step += 1
@@ -164,35 +295,59 @@ def train_lm(
         if step % log_every == 0 or budget.finished(step):
             row = {"step": float(step), "lr": lr, "loss": acc_loss / acc_n}
             row.update({f"q{q}": float(v) / acc_n for q, v in enumerate(acc_q)})
+            if head is not None:
+                row["aux"] = acc_aux / acc_n
+                row["aux_acc"] = acc_correct / acc_impacts if acc_impacts else float("nan")
             history.append(row)
             acc_loss, acc_q, acc_n = 0.0, None, 0
+            acc_aux, acc_correct, acc_impacts = 0.0, 0, 0
+            aux_text = f"  aux {row['aux']:.4f}  aux acc {row['aux_acc']:.3f}" if head is not None else ""
             log.info(
-                "lm step %d/%d  loss %.4f  q0 %.4f  lr %.2e", step, budget.total, row["loss"], row["q0"], lr
+                "lm step %d/%d  loss %.4f  q0 %.4f%s  lr %.2e",
+                step,
+                budget.total,
+                row["loss"],
+                row["q0"],
+                aux_text,
+                lr,
             )
             if on_log is not None:
                 on_log(row)
         if checkpoint is not None and time.perf_counter() - last_save > checkpoint_seconds:
-            save_checkpoint(checkpoint, model, opt, step, history)
+            save_checkpoint(checkpoint, model, opt, step, history, head)
             last_save = time.perf_counter()
     if checkpoint is not None:
-        save_checkpoint(checkpoint, model, opt, step, history)
+        save_checkpoint(checkpoint, model, opt, step, history, head)
     model.requires_grad_(False).eval()
-    return LMTrainResult(step, time.perf_counter() - t0, history)
+    if head is not None:
+        head.requires_grad_(False).eval()
+    return LMTrainResult(step, time.perf_counter() - t0, history, head)
 
 
 def save_checkpoint(
-    path: Path, model: VAura, opt: torch.optim.Optimizer, step: int, history: list[dict[str, float]]
+    path: Path,
+    model: VAura,
+    opt: torch.optim.Optimizer,
+    step: int,
+    history: list[dict[str, float]],
+    aux_head: EventHead | None = None,
 ) -> None:
-    """Write the training state atomically (temp file in the same folder, then rename)."""
-    keys = list(history[0]) if history else []
-    table = torch.tensor([[row[k] for k in keys] for row in history], dtype=torch.float64)
-    state = {
+    """Write the training state atomically (temp file in the same folder, then rename).
+
+    History rows may differ in columns (a run resumed with the event head switched on or off): the
+    table has every column seen, NaN where a row lacks it.
+    """
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    table = torch.tensor([[row.get(k, float("nan")) for k in keys] for row in history], dtype=torch.float64)
+    state: dict[str, Any] = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "step": step,
         "history": table,
         "history_keys": keys,
     }
+    if aux_head is not None:
+        state["aux_head"] = aux_head.state_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import platform
 import time
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from vaura_core.model.codec import Codec
 from vaura_core.model.config import VAuraConfig, preset
 from vaura_core.model.vaura import VAura
 from vaura_core.training.codec_train import CodecTrainSettings, train_codec
-from vaura_core.training.data import ClipData, WindowSet, build_clips, padded_audio
+from vaura_core.training.data import MATERIAL_CLASSES, ClipData, WindowSet, build_clips, padded_audio
 from vaura_core.training.lm_train import LMTrainSettings, train_lm
 from vaura_core.training.schedule import StepBudget
 
@@ -98,7 +99,8 @@ def train_tiny(
     """Train vaura-tiny from scratch and write it to `out_dir` (model.safetensors, config, manifest).
 
     `minutes_budget` bounds the whole run (data, codec, LM); fixed `codec_steps` / `lm_steps` override
-    the budget for their stage.
+    the budget for their stage. The clips' event labels reach the LM stage through `WindowSet`;
+    `lm_settings.aux_weight` sets (or with 0 switches off) the visual tower's event loss.
     """
     t_start = time.perf_counter()
     budget_s = float(minutes_budget) * 60.0
@@ -212,6 +214,9 @@ def train_tiny(
             "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
             "codec": asdict(codec_settings),
             "lm": asdict(lm_settings),
+            # Also inside "lm"; on its own so the card and readers need not know the settings' layout.
+            "aux_weight": lm_settings.aux_weight,
+            "event_classes": ["none", *MATERIAL_CLASSES],
         },
     )
     save_trained(out_dir, model, report)
@@ -243,7 +248,11 @@ def training_record(report: TinyTrainingReport) -> dict[str, Any]:
         if not history:
             return []
         idx = sorted({round(i * (len(history) - 1) / 11) for i in range(12)})
-        return [{k: round(history[i][k], 5) for k in ("step", *keys) if k in history[i]} for i in idx]
+        # NaN (no impact token in a logging interval, or a column a resumed run did not have yet)
+        # is left out: JSON has no NaN.
+        rows = [history[i] for i in idx]
+        keep = ("step", *keys)
+        return [{k: round(r[k], 5) for k in keep if math.isfinite(r.get(k, math.nan))} for r in rows]
 
     return {
         "seed": report.seed,
@@ -255,5 +264,5 @@ def training_record(report: TinyTrainingReport) -> dict[str, Any]:
         "lm_seconds": round(report.lm_seconds, 1),
         "settings": report.settings,
         "codec_curve": summary(report.codec_history, ("total", "mel", "wave", "commit")),
-        "lm_curve": summary(report.lm_history, ("loss", "q0", "q1", "q8")),
+        "lm_curve": summary(report.lm_history, ("loss", "q0", "q1", "q8", "aux", "aux_acc")),
     }

@@ -1,0 +1,350 @@
+"""Auxiliary event supervision of the visual tower: labels, the loss, and that it leaves the model alone."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vaura_core.foley_world.materials import MATERIALS
+from vaura_core.model.config import preset
+from vaura_core.model.vaura import VAura
+from vaura_core.training.data import (
+    CACHE_VERSION,
+    MATERIAL_CLASSES,
+    N_EVENT_CLASSES,
+    ClipData,
+    FrameEvents,
+    WindowSet,
+    _cache_path,
+    build_clips,
+    clip_token_count,
+    frame_events,
+    token_labels,
+)
+from vaura_core.training.lm_train import (
+    EventHead,
+    LMTrainSettings,
+    aux_class_weights,
+    lm_loss,
+    make_optimizer,
+    train_lm,
+    trainable_parts,
+)
+from vaura_core.training.schedule import StepBudget, cosine_lr
+
+CFG = preset("test")
+WOOD, METAL = MATERIAL_CLASSES.index("wood") + 1, MATERIAL_CLASSES.index("metal") + 1
+
+
+def _impact(frame: int, material: str, strength: float) -> dict[str, object]:
+    return {"time": frame / 25, "frame": frame, "kind": "impact", "material": material, "strength": strength}
+
+
+def test_material_classes_are_the_sorted_material_names():
+    assert MATERIAL_CLASSES == tuple(sorted(MATERIALS)) == ("drum", "glass", "metal", "wood")
+    assert N_EVENT_CLASSES == 5
+
+
+def test_frame_events_keep_the_loudest_impact_and_mark_sustained_sounds():
+    events = [
+        _impact(2, "wood", 0.4),
+        _impact(2, "metal", 0.9),  # a collision: two events on one frame, the louder names it
+        _impact(5, "glass", 0.3),
+        {"frame": 6, "end_frame": 9, "kind": "slide", "material": "wood", "strength": 0.2, "time": 0.24},
+        _impact(40, "drum", 1.0),  # past the clip: dropped
+    ]
+    fe = frame_events(events, 12)
+    assert fe.impact.tolist() == [0, 0, METAL, 0, 0, MATERIAL_CLASSES.index("glass") + 1, 0, 0, 0, 0, 0, 0]
+    assert fe.strength[2] == pytest.approx(0.9) and fe.strength[0] == 0
+    assert fe.sustained.tolist() == [False] * 6 + [True] * 3 + [False] * 3
+    assert fe.impact.dtype == np.int64 and fe.sustained.dtype == bool
+
+
+def test_token_labels_cover_tubelet_frames_and_pick_the_loudest():
+    tubelet = CFG.visual.tubelet
+    assert tubelet == 2
+    n = CFG.visual.frames  # one segment
+    fe = frame_events(
+        [
+            _impact(3, "wood", 0.5),  # second frame of token 1
+            _impact(4, "metal", 0.5),  # first frame of token 2: on the boundary, not in token 1
+            _impact(8, "wood", 0.3),  # token 4 holds two impacts: the louder (metal) wins
+            _impact(9, "metal", 0.8),
+            _impact(12, "metal", 0.6),  # token 6: equal strengths, the earlier frame wins
+            _impact(13, "wood", 0.6),
+        ],
+        n,
+    )
+    labels = token_labels(fe, tubelet)
+    assert labels.shape == (n // tubelet,)
+    assert labels.tolist() == [0, WOOD, METAL, 0, METAL, 0, METAL, 0]
+    # A token's label does not depend on where within the token the impact falls.
+    for frame in range(n):
+        one = token_labels(frame_events([_impact(frame, "wood", 0.1)], n), tubelet)
+        assert one.tolist() == [WOOD if j == frame // tubelet else 0 for j in range(n // tubelet)]
+    # No impacts, only a sustained sound: every token says "none".
+    quiet = frame_events(
+        [{"frame": 0, "end_frame": n, "kind": "roll", "material": "metal", "strength": 1}], n
+    )
+    assert token_labels(quiet, tubelet).tolist() == [0] * (n // tubelet)
+
+
+def _clip(seed: int, events: list[dict[str, object]], n_segments: int = 5, paint: bool = False) -> ClipData:
+    rng = np.random.default_rng(seed)
+    n = n_segments * CFG.visual.frames
+    size = CFG.visual.img_size
+    frames = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    fe = frame_events(events, n)
+    if paint:
+        # Learnable pictures: dark noise, and an impact frame filled with its material's colour.
+        frames //= 8
+        for f in np.flatnonzero(fe.impact):
+            frames[f] = MATERIALS[MATERIAL_CLASSES[fe.impact[f] - 1]].colour
+    audio = rng.standard_normal(int(n / CFG.fps * 44100)).astype(np.float32) * 0.1
+    return ClipData(seed, frames, audio, 44100, fe)
+
+
+def _codes(clip: ClipData, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(
+        0, CFG.vocab_size, (CFG.n_codebooks, clip_token_count(CFG, len(clip.frames))), generator=g
+    )
+
+
+def _random_events(seed: int, n_frames: int, count: int) -> list[dict[str, object]]:
+    rng = np.random.default_rng(seed)
+    frames = rng.choice(n_frames, count, replace=False)
+    return [_impact(int(f), MATERIAL_CLASSES[int(rng.integers(4))], float(rng.random())) for f in frames]
+
+
+def test_window_token_labels_follow_the_visual_token_order():
+    per_seg, n_f, tub = CFG.visual.tokens_per_segment, CFG.visual.frames, CFG.visual.tubelet
+    # Window 1 starts at clip segment 1; its segment 2, token 3 covers clip frames 3*16 + 6 and + 7.
+    frame = 3 * n_f + 3 * tub + 1
+    clip = _clip(0, [_impact(frame, "wood", 0.7), _impact(n_f, "metal", 0.2)])
+    data = WindowSet(CFG, [clip], [_codes(clip, 0)])
+    assert data.has_labels
+    labels = data.token_labels([1, 0])
+    assert labels.shape == (2, CFG.window_segments * per_seg) == (2, CFG.lm.video_tokens)
+    assert labels.dtype == torch.long
+    expected = torch.zeros_like(labels)
+    expected[0, 2 * per_seg + 3] = WOOD
+    expected[0, 0] = METAL  # clip frame 16 is window 1's first frame
+    expected[1, 3 * per_seg + 3] = WOOD
+    expected[1, per_seg] = METAL
+    assert torch.equal(labels, expected)
+    frames, codes = data.batch([1, 0])  # the old call is unchanged
+    assert frames.shape[:2] == (2, CFG.window_segments) and codes.shape[0] == 2
+    # Counts are over every window's tokens (windows overlap, as the sampler sees them).
+    counts = data.label_counts()
+    assert counts.sum() == len(data) * CFG.lm.video_tokens
+    assert counts[WOOD] == 2 and counts[METAL] == 2
+    unlabelled = WindowSet(CFG, [ClipData(0, clip.frames, clip.audio, 44100)], [_codes(clip, 0)])
+    assert not unlabelled.has_labels
+    with pytest.raises(ValueError, match="event labels"):
+        unlabelled.token_labels([0])
+
+
+def test_class_weights_favour_the_rare_impacts():
+    w = aux_class_weights(torch.tensor([900, 25, 25, 50, 0]))
+    assert w[0] == pytest.approx(1.0) and w[1] == pytest.approx(6.0) and w[3] == pytest.approx(math.sqrt(18))
+    assert w[4] == w.max()  # absent from the data: never a target
+    assert torch.equal(aux_class_weights(torch.zeros(5, dtype=torch.long)), torch.ones(5))
+
+
+def test_rendered_clips_carry_their_labels_through_a_versioned_cache(tmp_path):
+    from vaura_core.foley_world.scene import generate_scene
+
+    seed, duration = 7, 0.64
+    stale = tmp_path / f"clip-{seed}.npz"  # the cache format of version 1: no labels
+    np.savez(stale, frames=np.zeros(1), audio=np.zeros(1), sample_rate=44100)
+    assert _cache_path(tmp_path, seed).name == f"clip-{seed}-v{CACHE_VERSION}.npz" != stale.name
+    (clip,) = build_clips([seed], CFG, duration, tmp_path)
+    assert _cache_path(tmp_path, seed).exists()
+    assert clip.events is not None and clip.frames.shape[0] == 16
+    scene = generate_scene(seed, duration=duration, fps=CFG.fps, size=128)
+    expected = frame_events(scene.events, 16)
+    for name in ("impact", "strength", "sustained"):
+        assert np.array_equal(getattr(clip.events, name), getattr(expected, name)), name
+    (again,) = build_clips([seed], CFG, duration, tmp_path)  # read back from the cache
+    assert isinstance(again.events, FrameEvents)
+    assert np.array_equal(again.events.impact, clip.events.impact)
+    assert np.array_equal(again.events.sustained, clip.events.sustained)
+
+
+def test_the_event_loss_falls_and_leaves_the_model_tensors_alone():
+    n = 5 * CFG.visual.frames
+    clip = _clip(1, _random_events(1, n, 16), paint=True)
+    data = WindowSet(CFG, [clip], [_codes(clip, 1)])
+    torch.manual_seed(0)
+    model = VAura(CFG)
+    names = list(model.state_dict())
+    settings = LMTrainSettings(batch_size=2, lr=3e-3, warmup=1, cfg_dropout=0.0, aux_weight=1.0)
+    res = train_lm(model, data, StepBudget(steps=8), seed=2, settings=settings, log_every=1)
+    aux = [row["aux"] for row in res.history]
+    # Both windows are in every batch, so the loss on the same data must fall step after step.
+    assert all(b < a for a, b in itertools.pairwise(aux)) and aux[-1] < aux[0] - 0.15, aux
+    assert all(0.0 <= row["aux_acc"] <= 1.0 for row in res.history)
+    assert isinstance(res.aux_head, EventHead)
+    assert list(model.state_dict()) == names  # the head is the trainer's, not the model's
+    assert not any("aux" in k or "event" in k for k in names)
+    assert not any(p.requires_grad for p in res.aux_head.parameters())
+
+
+def _reference_training(
+    model: VAura, data: WindowSet, steps: int, seed: int, s: LMTrainSettings
+) -> list[float]:
+    """The LM training loop as it was before the event loss: what aux_weight=0 must reproduce."""
+    from vaura_core.training.data import EpochSampler
+
+    for part in trainable_parts(model):
+        part.train().requires_grad_(True)
+    model.visual_feature_extractor.patch_embed.requires_grad_(False)
+    opt = make_optimizer(model, s)
+    sampler = EpochSampler(len(data), s.batch_size, seed)
+    losses = []
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, steps, s.lr, s.warmup)
+        frames, codes = data.batch(sampler.indices(step))
+        g = torch.Generator().manual_seed(seed * 7919 + step)
+        null_mask = torch.rand(len(codes), generator=g) < s.cfg_dropout
+        loss, _ = lm_loss(model, frames, codes, null_mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for part in trainable_parts(model) for p in part.parameters() if p.requires_grad]
+        nn.utils.clip_grad_norm_(params, s.grad_clip)
+        opt.step()
+        losses.append(float(loss))
+    return losses
+
+
+def test_aux_weight_zero_trains_exactly_as_before():
+    clip = _clip(2, _random_events(2, 5 * CFG.visual.frames, 10))
+    data = WindowSet(CFG, [clip], [_codes(clip, 2)])
+    s = LMTrainSettings(batch_size=2, warmup=1, cfg_dropout=0.5, aux_weight=0.0)
+    torch.manual_seed(0)
+    ref = VAura(CFG)
+    ref_losses = _reference_training(ref, data, 3, seed=4, s=s)
+    torch.manual_seed(0)
+    model = VAura(CFG)
+    res = train_lm(model, data, StepBudget(steps=3), seed=4, settings=s, log_every=1)
+    assert [row["loss"] for row in res.history] == ref_losses
+    assert res.aux_head is None and "aux" not in res.history[0]
+    for (name, p), q in zip(ref.state_dict().items(), model.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    # ... and it needs no labels at all.
+    bare = WindowSet(CFG, [ClipData(2, clip.frames, clip.audio, 44100)], [_codes(clip, 2)])
+    torch.manual_seed(0)
+    again = VAura(CFG)
+    assert train_lm(again, bare, StepBudget(steps=3), seed=4, settings=s, log_every=1).history == res.history
+    with pytest.raises(ValueError, match="event labels"):
+        train_lm(VAura(CFG), bare, StepBudget(steps=1), seed=4, settings=LMTrainSettings(batch_size=2))
+    with pytest.raises(ValueError, match="aux_weight"):
+        train_lm(VAura(CFG), data, StepBudget(steps=1), seed=4, settings=LMTrainSettings(aux_weight=-1.0))
+
+
+def _crash_at(step: int):
+    def crash(row: dict[str, float]) -> None:
+        if row["step"] == step:
+            raise KeyboardInterrupt  # after that step, before its checkpoint: the step before is on disk
+
+    return crash
+
+
+def test_resume_keeps_the_event_head(tmp_path):
+    clip = _clip(3, _random_events(3, 5 * CFG.visual.frames, 12))
+    data = WindowSet(CFG, [clip], [_codes(clip, 3)])
+    s = LMTrainSettings(batch_size=2, warmup=1, aux_weight=0.5)
+    torch.manual_seed(0)
+    straight = VAura(CFG)
+    res = train_lm(straight, data, StepBudget(steps=4), seed=1, settings=s, log_every=1)
+    ckpt = tmp_path / "lm.pt"
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        train_lm(
+            VAura(CFG),
+            data,
+            StepBudget(steps=4),
+            seed=1,
+            settings=s,
+            checkpoint=ckpt,
+            checkpoint_seconds=0.0,
+            log_every=1,
+            on_log=_crash_at(3),
+        )
+    saved = torch.load(ckpt, weights_only=True)
+    assert set(saved["aux_head"]) == {"proj.weight", "proj.bias"}
+    assert list(saved["model"]) == list(straight.state_dict())
+    torch.manual_seed(0)
+    resumed = VAura(CFG)
+    again = train_lm(resumed, data, StepBudget(steps=4), seed=1, settings=s, checkpoint=ckpt, log_every=1)
+    assert again.steps == 4
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(p, q, atol=1e-6), name
+    for name, p in res.aux_head.state_dict().items():
+        assert torch.allclose(p, again.aux_head.state_dict()[name], atol=1e-6), name
+    assert [r["step"] for r in again.history] == [1.0, 2.0, 3.0, 4.0]
+    assert again.history[-1]["aux"] == pytest.approx(res.history[-1]["aux"], abs=1e-5)
+
+
+def test_checkpoints_resume_across_the_event_head_switch(tmp_path):
+    clip = _clip(4, _random_events(4, 5 * CFG.visual.frames, 12))
+    data = WindowSet(CFG, [clip], [_codes(clip, 4)])
+    off = LMTrainSettings(batch_size=2, warmup=1, aux_weight=0.0)
+    on = LMTrainSettings(batch_size=2, warmup=1, aux_weight=1.0)
+    ckpt = tmp_path / "lm.pt"
+    # A checkpoint from before the event head (none saved) resumes with a fresh head.
+    train_lm(VAura(CFG), data, StepBudget(steps=2), seed=1, settings=off, checkpoint=ckpt, log_every=1)
+    assert "aux_head" not in torch.load(ckpt, weights_only=True)
+    res = train_lm(VAura(CFG), data, StepBudget(steps=4), seed=1, settings=on, checkpoint=ckpt, log_every=1)
+    assert res.aux_head is not None and res.steps == 4
+    assert "aux" not in res.history[0] and math.isfinite(res.history[-1]["aux"])
+    saved = torch.load(ckpt, weights_only=True)
+    assert "aux_head" in saved and len(saved["optimizer"]["param_groups"]) == 4
+    assert math.isnan(saved["history"][0, saved["history_keys"].index("aux")])
+    # ... and one with the head resumes with it switched off.
+    res = train_lm(VAura(CFG), data, StepBudget(steps=5), seed=1, settings=off, checkpoint=ckpt, log_every=1)
+    assert res.steps == 5 and res.aux_head is None
+    assert len(torch.load(ckpt, weights_only=True)["optimizer"]["param_groups"]) == 2
+
+
+def test_training_record_and_card_show_the_event_loss():
+    from vaura_core.training.card import render_model_card
+    from vaura_core.training.tiny import TinyTrainingReport, training_record
+
+    history = [
+        {"step": 1.0, "loss": 4.0, "q0": 4.0, "q1": 4.0, "q8": 4.0, "aux": 1.5, "aux_acc": math.nan},
+        {"step": 2.0, "loss": 3.0, "q0": 3.0, "q1": 3.0, "q8": 3.0, "aux": 0.9, "aux_acc": 0.25},
+    ]
+    report = TinyTrainingReport(
+        out_dir=None,  # type: ignore[arg-type]
+        seed=0,
+        seconds=1.0,
+        data_seconds=0.1,
+        codec_steps=1,
+        codec_seconds=0.1,
+        lm_steps=2,
+        lm_seconds=0.5,
+        lm_history=history,
+        settings={"aux_weight": 0.5, "lm": {"aux_weight": 0.5}},
+    )
+    record = training_record(report)
+    assert record["lm_curve"][0] == {"step": 1.0, "loss": 4.0, "q0": 4.0, "q1": 4.0, "q8": 4.0, "aux": 1.5}
+    assert record["lm_curve"][1]["aux_acc"] == 0.25
+    card = render_model_card({"name": "t", "training": record}, CFG, None)
+    assert "| step | aux | aux_acc | loss |" in card
+    assert "--aux-weight 0.5" in card and "auxiliary event loss" in card
+
+
+def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
+    from vaura_core.cli import main
+
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), "--aux-weight", "-1"]) == 2
+    assert "--aux-weight" in capsys.readouterr().err
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), "--aux-weight", "nan"]) == 2
