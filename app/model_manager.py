@@ -339,6 +339,14 @@ class ModelManagerDialog(QDialog):
             self._show(str(exc), error=True)
             return None
 
+    def _idle_target(self, name: str | None) -> tuple[str, ModelInfo] | None:
+        """The model an action applies to (`name` or the selection), or None when busy or unknown."""
+        name = name or self.selected_name()
+        if self.busy or not name:
+            return None
+        info = self._info(name)
+        return None if info is None else (name, info)
+
     def _row_name(self, row: int) -> str:
         item = self.table.item(row, COL_NAME)
         return str(item.data(Qt.ItemDataRole.UserRole)) if item is not None else ""
@@ -505,12 +513,10 @@ class ModelManagerDialog(QDialog):
 
         False when nothing started: not downloadable, too little free space, or the user said no.
         """
-        name = name or self.selected_name()
-        if self.busy or not name:
+        target = self._idle_target(name)
+        if target is None:
             return False
-        info = self._info(name)
-        if info is None:
-            return False
+        name, info = target
         if info.installed:
             self._show(f"{name} is already installed in {info.path}.")
             return False
@@ -676,12 +682,10 @@ class ModelManagerDialog(QDialog):
 
     def remove_model(self, name: str | None = None) -> bool:
         """Ask, then delete installed model `name` (or its partial download). Built-ins cannot be removed."""
-        name = name or self.selected_name()
-        if self.busy or not name:
+        target = self._idle_target(name)
+        if target is None:
             return False
-        info = self._info(name)
-        if info is None:
-            return False
+        name, info = target
         if info.builtin:
             self._show(f"{name} is built into VAURA Studio and cannot be removed.", error=True)
             return False
