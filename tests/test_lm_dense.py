@@ -45,3 +45,42 @@ def test_dense_backpropagates_like_linear() -> None:
     F.linear(x2, layer.weight).square().sum().backward()
     torch.testing.assert_close(grad_w, layer.weight.grad)
     torch.testing.assert_close(grad_x, x2.grad)
+
+
+def _small_lm() -> lm.FusionLM:
+    from vaura_core.model.config import preset
+
+    torch.manual_seed(3)
+    return lm.FusionLM(preset("test")).eval()
+
+
+def test_inference_fast_paths_give_the_training_paths_logits() -> None:
+    model = _small_lm()
+    cfg = model.cfg
+    tokens = torch.randint(0, cfg.vocab_size + 1, (2, cfg.n_codebooks, 30))
+    video = model.project_video(torch.randn(2, cfg.lm.video_tokens, cfg.visual.dim))
+    with torch.enable_grad():
+        reference = model(tokens, video.detach())  # per-codebook modules, separate w1 and w3
+    with torch.inference_mode():
+        fast = model(tokens, video)  # fused table, heads and [w1; w3]
+    torch.testing.assert_close(fast, reference.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_derived_tensors_follow_weight_updates() -> None:
+    model = _small_lm()
+    cfg = model.cfg
+    tokens = torch.randint(0, cfg.vocab_size + 1, (1, cfg.n_codebooks, 12))
+    video = model.project_video(torch.randn(1, cfg.lm.video_tokens, cfg.visual.dim))
+    with torch.inference_mode():
+        before = model(tokens, video)
+    other = _small_lm()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(1.5)
+    model.load_state_dict(other.state_dict())  # copies in place: same storage, new versions
+    with torch.inference_mode():
+        after = model(tokens, video)
+    with torch.enable_grad():
+        expected = other(tokens, video).detach()
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-5)

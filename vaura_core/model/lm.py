@@ -12,6 +12,8 @@ cached path computes the same function as a full recompute.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -43,6 +45,25 @@ class Dense(nn.Linear):
         if self.bias is not None:
             return F.linear(x, self.weight, self.bias)
         return skinny_linear(x, self.weight)
+
+
+class DerivedTensors:
+    """Inference-time tensors computed from parameters (concatenated weights, projected tables).
+
+    An entry is rebuilt when any of its source tensors changes: new storage (`.to()`, loading) or an
+    in-place update (an optimiser step bumps the tensor's version counter).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple, Tensor]] = {}
+
+    def get(self, key: str, sources: list[Tensor], build: Callable[[], Tensor]) -> Tensor:
+        stamp = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
+        hit = self._entries.get(key)
+        if hit is None or hit[0] != stamp:
+            hit = (stamp, build())
+            self._entries[key] = hit
+        return hit[1]
 
 
 class RMSNorm(nn.Module):
@@ -132,9 +153,18 @@ class FeedForward(nn.Module):
         self.w1 = Dense(dim, hidden, bias=False)
         self.w3 = Dense(dim, hidden, bias=False)
         self.w2 = Dense(hidden, dim, bias=False)
+        self._derived = DerivedTensors()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        w1, w3 = self.w1.weight, self.w3.weight
+        if torch.is_grad_enabled() or w1.numel() >= _SKINNY_MIN_WEIGHT:
+            return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        # Inference with small weights: a decode step is mostly per-call overhead, so one product
+        # with [w1; w3] instead of two. (Large weights are bound by memory traffic, which fusing
+        # does not reduce, and a concatenated copy would double their memory.)
+        w13 = self._derived.get("w13", [w1, w3], lambda: torch.cat([w1, w3]))
+        gate, up = skinny_linear(x, w13).split(w1.shape[0], dim=-1)
+        return self.w2(F.silu(gate) * up)
 
 
 class TransformerBlock(nn.Module):
@@ -204,7 +234,7 @@ class FusionLM(nn.Module):
             Dense(cfg.model_dim, codec.codebook_size, bias=False) for _ in range(codec.n_codebooks)
         )
         self._rope: Tensor | None = None
-        self._fused: dict[str, tuple[tuple, Tensor]] = {}
+        self._derived = DerivedTensors()
 
     # --- helpers ---------------------------------------------------------------------
     def rope(self, device: torch.device) -> Tensor:
@@ -213,15 +243,6 @@ class FusionLM(nn.Module):
             lm = self.cfg.lm
             self._rope = rope_table(lm.block_size, self.cfg.head_dim, lm.rope_base).to(device)
         return self._rope
-
-    def _cached(self, key: str, sources: list[Tensor], build) -> Tensor:
-        """A tensor derived from `sources`, rebuilt when any of them changes (storage or in-place)."""
-        stamp = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
-        hit = self._fused.get(key)
-        if hit is None or hit[0] != stamp:
-            hit = (stamp, build())
-            self._fused[key] = hit
-        return hit[1]
 
     def embed_audio(self, tokens: Tensor) -> Tensor:
         """(B, Q, L) tokens -> (B, L, latent): the sum of the Q codebooks' embeddings.
@@ -244,7 +265,7 @@ class FusionLM(nn.Module):
                 [F.linear(e.emb.weight, e.out_proj.weight[:, :, 0], e.out_proj.bias) for e in embs]
             )
 
-        table = self._cached("embeddings", sources, build)
+        table = self._derived.get("embeddings", sources, build)
         rows = embs[0].emb.num_embeddings
         offsets = torch.arange(n_q, device=tokens.device)[None, :, None] * rows
         return F.embedding(tokens + offsets, table).sum(dim=1)
@@ -254,7 +275,7 @@ class FusionLM(nn.Module):
         if torch.is_grad_enabled():
             return torch.stack([head(x) for head in self.lm_heads], dim=1)
         heads = list(self.lm_heads)
-        weight = self._cached(
+        weight = self._derived.get(
             "heads", [h.weight for h in heads], lambda: torch.cat([h.weight for h in heads])
         )
         b, n, _ = x.shape
