@@ -13,6 +13,7 @@ INI-backed settings return strings, so every read converts explicitly rather tha
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from PySide6.QtCore import QByteArray, QSettings
 
 from vaura_core.project.errors import CommandError
 from vaura_core.project.model import GenerationSettings
-from vaura_core.weights.registry import DEFAULT_MODEL, default_models_root
+from vaura_core.weights.registry import DEFAULT_MODEL, default_models_root, save_models_root
+
+log = logging.getLogger(__name__)
 
 SETTINGS_ORGANIZATION = "VAURA"
 SETTINGS_APPLICATION = "VAURA Studio"
@@ -181,8 +184,12 @@ class AppSettings:
 
     @models_root.setter
     def models_root(self, value: Path | str | None) -> None:
-        """None or "" goes back to the default folder."""
+        """None or "" goes back to the default folder. The CLI follows the choice too."""
         self.set(MODELS_ROOT, str(value) if value else "")
+        try:
+            save_models_root(Path(value) if value else None)
+        except OSError as exc:  # the app still uses its own setting; only the CLI will not follow
+            log.warning("could not record the models folder for the command line: %s", exc)
 
     @property
     def models_root_is_default(self) -> bool:

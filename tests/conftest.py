@@ -30,6 +30,7 @@ VAURA_HOME = SESSION_DIR / "vaura-home"
 VAURA_HOME.mkdir()
 os.environ["VAURA_HOME"] = str(VAURA_HOME)
 os.environ["XDG_CONFIG_HOME"] = str(SESSION_DIR / "config")
+os.environ["XDG_DATA_HOME"] = str(SESSION_DIR / "data")  # preferences.json (the chosen models folder)
 
 DANGLING_THREAD_WAIT_S = 2.0
 

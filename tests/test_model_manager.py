@@ -32,7 +32,13 @@ from vaura_core.model.config import preset
 from vaura_core.model.vaura import build_model
 from vaura_core.weights import download as dl
 from vaura_core.weights.catalog import CatalogEntry, HttpFile
-from vaura_core.weights.registry import DEFAULT_MODEL, DOWNLOADS, default_models_root, is_model_dir
+from vaura_core.weights.registry import (
+    DEFAULT_MODEL,
+    DOWNLOADS,
+    chosen_models_root,
+    default_models_root,
+    is_model_dir,
+)
 
 JOB_TIMEOUT_MS = 120_000
 CHUNK = dl.CHUNK_SIZE
@@ -215,6 +221,7 @@ def test_changing_the_folder_updates_the_list_and_the_settings(
     assert dialog.cell("elsewhere", COL_STATUS) == "Installed"
     assert settings.models_root == elsewhere
     assert AppSettings(settings.store).models_root == elsewhere  # saved, not only remembered
+    assert chosen_models_root() == elsewhere  # and the command line follows the choice
     assert "nothing was moved" in dialog.status.text()
 
     not_a_folder = tmp_path / "file.txt"
@@ -224,6 +231,7 @@ def test_changing_the_folder_updates_the_list_and_the_settings(
 
     assert dialog.set_models_root(None)
     assert settings.models_root_is_default and dialog.models_root == default_models_root()
+    assert chosen_models_root() is None
     assert "elsewhere" not in dialog.model_names()
 
 

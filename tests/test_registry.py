@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.model_fixtures import install_random_model
 from tests.official_layout import write_lightning_ckpt, write_release_tarball
 from tests.test_download import COMMIT, REPO, LocalServer, add_hub_file
 from vaura_core.cli import EXIT_BAD_INPUT, EXIT_MODEL_UNAVAILABLE, EXIT_OK, main
@@ -23,8 +24,11 @@ from vaura_core.weights.catalog import CatalogEntry, HttpFile, HubFile
 from vaura_core.weights.registry import (
     DEFAULT_MODEL,
     ModelRegistry,
+    chosen_models_root,
     default_models_root,
     name_from_path,
+    preferences_path,
+    save_models_root,
     user_data_dir,
 )
 from vaura_core.weights.store import load_state
@@ -91,6 +95,32 @@ def test_user_data_dir_per_platform():
     )
     assert default_models_root({**env, "VAURA_HOME": "/models"}) == Path("/models")
     assert default_models_root(env) == user_data_dir(env=env) / "models"
+
+
+def test_the_chosen_models_folder_is_shared_and_env_wins(tmp_path: Path):
+    env = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
+    assert chosen_models_root(env) is None
+    save_models_root(tmp_path / "big-disk" / "models", env)
+    assert chosen_models_root(env) == tmp_path / "big-disk" / "models"
+    assert default_models_root(env) == tmp_path / "big-disk" / "models"  # the CLI follows the app
+    assert default_models_root({**env, "VAURA_HOME": "/models"}) == Path("/models")
+    save_models_root(None, env)
+    assert default_models_root(env) == user_data_dir(env=env) / "models"
+    preferences_path(env).write_text("{ not json", encoding="utf-8")  # damaged: the default, no crash
+    assert default_models_root(env) == user_data_dir(env=env) / "models"
+    save_models_root(tmp_path / "again", env)  # and a damaged file is replaced
+    assert chosen_models_root(env) == tmp_path / "again"
+
+
+def test_cli_lists_models_in_the_folder_chosen_in_the_app(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("VAURA_HOME")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    chosen = tmp_path / "chosen"
+    install_random_model(chosen, "from-the-app")
+    save_models_root(chosen)  # what the model manager's Change… does
+    assert main(["models", "list", "--json"]) == EXIT_OK
+    listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
+    assert listed["from-the-app"]["installed"]
 
 
 def test_name_from_path():

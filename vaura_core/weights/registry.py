@@ -4,7 +4,9 @@ Every model is a folder in the store format (model.safetensors + config.json + m
 
 * built-in models ship read-only with the application under `resources/models/<name>/`;
 * downloaded and imported models live in the models root, `<root>/<name>/`. The root is the
-  `VAURA_HOME` environment variable when set, else the platform's user data folder;
+  `VAURA_HOME` environment variable when set, else the folder chosen in the app's model manager
+  (`preferences.json` in the user data folder, so the CLI follows the app), else
+  `<user data folder>/models`;
 * downloads in progress stay in `<root>/.downloads/<name>/` (partial files are resumed).
 
 Offline mode (`offline=True` or `VAURA_OFFLINE=1`) never touches the network.
@@ -66,9 +68,47 @@ def user_data_dir(platform: str = sys.platform, env: Mapping[str, str] = os.envi
     return base / "vaura-studio"
 
 
+PREFERENCES = "preferences.json"
+
+
+def preferences_path(env: Mapping[str, str] = os.environ) -> Path:
+    return user_data_dir(env=env) / PREFERENCES
+
+
+def chosen_models_root(env: Mapping[str, str] = os.environ) -> Path | None:
+    """The models folder the user chose in the app, if any (a damaged file counts as no choice)."""
+    try:
+        data = json.loads(preferences_path(env).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    chosen = data.get("models_root") if isinstance(data, dict) else None
+    return Path(chosen).expanduser() if isinstance(chosen, str) and chosen.strip() else None
+
+
+def save_models_root(folder: Path | None, env: Mapping[str, str] = os.environ) -> None:
+    """Remember the chosen models folder for every later run of the app and the CLI (None: default)."""
+    path = preferences_path(env)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    if folder is None:
+        data.pop("models_root", None)
+    else:
+        data["models_root"] = str(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def default_models_root(env: Mapping[str, str] = os.environ) -> Path:
     home = env.get("VAURA_HOME")
-    return Path(home).expanduser() if home else user_data_dir(env=env) / "models"
+    if home:
+        return Path(home).expanduser()
+    return chosen_models_root(env) or user_data_dir(env=env) / "models"
 
 
 def offline_from_env(env: Mapping[str, str] = os.environ) -> bool:
