@@ -289,7 +289,7 @@ def train_lm(
         opt.step()
         step += 1
         budget.update(step)
-        acc_loss += float(loss)
+        acc_loss += float(loss.detach())
         acc_q = per_q.cpu() if acc_q is None else acc_q + per_q.cpu()
         acc_n += 1
         if step % log_every == 0 or budget.finished(step):
