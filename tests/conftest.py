@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    import torch
     from PySide6.QtCore import QThread
 
 # Tests never open real windows; set VAURA_TEST_QT_PLATFORM=xcb (under xvfb-run) to watch them.
@@ -156,3 +157,25 @@ def make_video_clip() -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def release_model() -> torch.nn.Module:
+    """A `test`-preset V-AURA with seeded random weights (the model behind `release_tarball`)."""
+    import torch
+
+    from vaura_core.model.config import preset
+    from vaura_core.model.vaura import build_model
+
+    torch.manual_seed(0)
+    return build_model(preset("test"), "cpu")
+
+
+@pytest.fixture(scope="session")
+def release_tarball(release_model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """`release_model` written as the official release tarball (24-08-01T08-34-26.tar.gz), as bytes."""
+    from tests.official_layout import write_release_tarball
+
+    path = tmp_path_factory.mktemp("release") / "24-08-01T08-34-26.tar.gz"
+    write_release_tarball(release_model, path)
+    return path.read_bytes()

@@ -26,10 +26,8 @@ from app.model_manager import COL_LOCATION, COL_SIZE, COL_STATUS, ModelManagerDi
 from app.settings import AppSettings
 from app.worker import EngineHost
 from tests.model_fixtures import install_random_model
-from tests.official_layout import write_lightning_ckpt, write_release_tarball
+from tests.official_layout import write_lightning_ckpt
 from tests.test_download import LocalServer
-from vaura_core.model.config import preset
-from vaura_core.model.vaura import build_model
 from vaura_core.weights import download as dl
 from vaura_core.weights.catalog import CatalogEntry, HttpFile
 from vaura_core.weights.registry import (
@@ -91,19 +89,10 @@ class GatedServer(LocalServer):
         return Gated
 
 
-@pytest.fixture(scope="module")
-def tiny_model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return build_model(preset("test"), "cpu")
-
-
-@pytest.fixture(scope="module")
-def tarball(tiny_model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("release") / "24-08-01T08-34-26.tar.gz"
-    write_release_tarball(tiny_model, path)
-    data = path.read_bytes()
-    assert len(data) > 2 * PAUSE_AT  # the cancel test needs bytes after the pause
-    return data
+@pytest.fixture
+def tarball(release_tarball: bytes) -> bytes:
+    assert len(release_tarball) > 2 * PAUSE_AT  # the cancel test needs bytes after the pause
+    return release_tarball
 
 
 @pytest.fixture
@@ -379,9 +368,9 @@ def test_remove_asks_and_builtins_cannot_be_removed(make_dialog, root: Path, qtb
 
 
 def test_import_a_local_checkpoint_asks_for_sizes_and_names(
-    make_dialog, tiny_model: torch.nn.Module, root: Path, tmp_path: Path, qtbot
+    make_dialog, release_model: torch.nn.Module, root: Path, tmp_path: Path, qtbot
 ) -> None:
-    ckpt = write_lightning_ckpt(tiny_model, tmp_path / "foley-v2.ckpt")
+    ckpt = write_lightning_ckpt(release_model, tmp_path / "foley-v2.ckpt")
     dialog = make_dialog()
     presets_asked: list[str] = []
     dialog.choose_preset = lambda message: presets_asked.append(message) or "test"

@@ -13,12 +13,11 @@ import pytest
 import torch
 
 from tests.model_fixtures import install_random_model
-from tests.official_layout import write_lightning_ckpt, write_release_tarball
+from tests.official_layout import write_lightning_ckpt
 from tests.test_download import COMMIT, REPO, LocalServer, add_hub_file
 from vaura_core.cli import EXIT_BAD_INPUT, EXIT_MODEL_UNAVAILABLE, EXIT_OK, main
 from vaura_core.errors import ModelUnavailableError, VauraError
 from vaura_core.model.config import preset
-from vaura_core.model.vaura import build_model
 from vaura_core.weights import catalog
 from vaura_core.weights.catalog import CatalogEntry, HttpFile, HubFile
 from vaura_core.weights.registry import (
@@ -48,19 +47,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("VAURA_HOME", str(root))
     monkeypatch.delenv("VAURA_OFFLINE", raising=False)
     return root
-
-
-@pytest.fixture(scope="module")
-def tiny_model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return build_model(preset("test"), "cpu")
-
-
-@pytest.fixture(scope="module")
-def release_tarball(tiny_model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("release") / "24-08-01T08-34-26.tar.gz"
-    write_release_tarball(tiny_model, path)
-    return path.read_bytes()
 
 
 def no_builtins(tmp_path: Path) -> Path:
@@ -181,9 +167,9 @@ def test_offline_download_fails_without_any_request(home, tmp_path, server, monk
 # --- import, list, load, remove --------------------------------------------------------------------
 
 
-def test_import_list_load_remove(home, tmp_path, tiny_model, capsys):
+def test_import_list_load_remove(home, tmp_path, release_model, capsys):
     ckpt = tmp_path / "epoch=1-step=2-val_loss=3.000.ckpt"
-    write_lightning_ckpt(tiny_model, ckpt)
+    write_lightning_ckpt(release_model, ckpt)
     registry = ModelRegistry(builtin_root=no_builtins(tmp_path))
     info = registry.import_path([ckpt], name="mine", config_hint="test")
     assert info.installed and not info.builtin and info.path == home / "mine"
@@ -192,7 +178,7 @@ def test_import_list_load_remove(home, tmp_path, tiny_model, capsys):
 
     model = registry.load("mine", "cpu", torch.float32)
     assert model.cfg == preset("test")
-    assert_same_weights(model.state_dict(), tiny_model)
+    assert_same_weights(model.state_dict(), release_model)
 
     with pytest.raises(VauraError, match="already exists"):
         registry.import_path([ckpt], name="mine", config_hint="test")
@@ -212,9 +198,9 @@ def test_import_list_load_remove(home, tmp_path, tiny_model, capsys):
         registry.load("mine")
 
 
-def test_cli_import_derives_the_name(home, tmp_path, tiny_model, capsys):
+def test_cli_import_derives_the_name(home, tmp_path, release_model, capsys):
     ckpt = tmp_path / "foley-v2.ckpt"
-    write_lightning_ckpt(tiny_model, ckpt)
+    write_lightning_ckpt(release_model, ckpt)
     assert main(["models", "import", str(ckpt)]) == EXIT_BAD_INPUT  # sizes unknown without a preset
     assert "config hint" in capsys.readouterr().err
     assert main(["models", "import", str(ckpt), "--preset", "test"]) == EXIT_OK
@@ -228,7 +214,7 @@ def test_cli_import_derives_the_name(home, tmp_path, tiny_model, capsys):
 
 
 def test_catalog_tarball_download_imports_end_to_end(
-    home, tmp_path, server, release_tarball, tiny_model, monkeypatch, capsys, caplog
+    home, tmp_path, server, release_tarball, release_model, monkeypatch, capsys, caplog
 ):
     url = server.add("/v-aura_public/24-08-01T08-34-26.tar.gz", release_tarball)
     entry = catalog.CATALOG["vaura"]
@@ -248,7 +234,7 @@ def test_catalog_tarball_download_imports_end_to_end(
     record = manifest["source"]["files"][0]
     assert record["sha256"] == digest and record["sha256_verified"] is False and record["url"] == url
     assert not (home / ".downloads" / "vaura").exists()  # the tarball is deleted after the import
-    assert_same_weights(load_state(ModelRegistry().path("vaura"))[1], tiny_model)
+    assert_same_weights(load_state(ModelRegistry().path("vaura"))[1], release_model)
 
     # installed: a second download is a no-op, even offline
     server.requests.clear()
@@ -279,9 +265,9 @@ def test_kept_tarball_allows_an_offline_reinstall(home, tmp_path, server, releas
     assert server.requests == []
 
 
-def test_hub_catalog_entry_downloads_verifies_and_works_offline(home, tmp_path, server, tiny_model):
+def test_hub_catalog_entry_downloads_verifies_and_works_offline(home, tmp_path, server, release_model):
     ckpt = tmp_path / "hub.ckpt"
-    write_lightning_ckpt(tiny_model, ckpt)
+    write_lightning_ckpt(release_model, ckpt)
     data = ckpt.read_bytes()
     add_hub_file(server, "hub.ckpt", data)
     hub_file = HubFile(
@@ -298,7 +284,7 @@ def test_hub_catalog_entry_downloads_verifies_and_works_offline(home, tmp_path, 
     progress: list[int] = []
     info = registry.download("hubbed", progress=lambda done, total: progress.append(done), keep=True)
     assert info.installed and progress[-1] == len(data)
-    assert_same_weights(load_state(info.path)[1], tiny_model)
+    assert_same_weights(load_state(info.path)[1], release_model)
     manifest = json.loads((home / "hubbed" / "manifest.json").read_text())
     assert manifest["source"]["files"][0]["revision"] == COMMIT
 
