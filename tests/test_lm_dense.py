@@ -84,3 +84,14 @@ def test_derived_tensors_follow_weight_updates() -> None:
         expected = other(tokens, video).detach()
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_rope_rotates_adjacent_pairs() -> None:
+    torch.manual_seed(4)
+    x = torch.randn(2, 5, 3, 8)
+    table = lm.rope_table(16, 8, 10_000.0)[3:8]  # positions 3..7
+    angles = torch.arange(3, 8)[:, None] / 10_000.0 ** (torch.arange(0, 8, 2) / 8)
+    cos, sin = angles.cos()[None, :, None], angles.sin()[None, :, None]
+    a, b = x[..., 0::2], x[..., 1::2]
+    expected = torch.stack([a * cos - b * sin, b * cos + a * sin], dim=-1).flatten(3)
+    torch.testing.assert_close(lm.apply_rope(x, table), expected, rtol=1e-5, atol=1e-5)

@@ -90,8 +90,12 @@ def apply_rope(x: Tensor, table: Tensor) -> Tensor:
     The pair is the complex number x[2i] + i x[2i+1]; one complex product does the rotation, which
     keeps a decode step to a few kernels.
     """
-    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2).contiguous())
-    return torch.view_as_real(xc * table[None, :, None]).flatten(3).type_as(x)
+    pairs = x.float().reshape(*x.shape[:-1], -1, 2)
+    t = table[None, :, None]
+    if x.device.type == "mps":  # complex tensors are incomplete on Apple GPUs: rotate by hand there
+        a, b, cos, sin = pairs[..., 0], pairs[..., 1], t.real, t.imag
+        return torch.stack([a * cos - b * sin, b * cos + a * sin], dim=-1).flatten(3).type_as(x)
+    return torch.view_as_real(torch.view_as_complex(pairs.contiguous()) * t).flatten(3).type_as(x)
 
 
 class KVCache:
