@@ -73,7 +73,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        # Normalise in float32 (as the release), scale in the model's dtype; one fused kernel.
+        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        # Normalise in float32 (as the release), scale in the model's dtype.
         return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight
 
 
@@ -134,10 +136,11 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, rope: Tensor, start: int, cache: KVCache | None, layer: int) -> Tensor:
         b, n, dim = x.shape
-        q, k, v = self.wqkv(x).split(dim, dim=-1)
-        q = apply_rope(q.view(b, n, self.n_head, self.head_dim), rope).transpose(1, 2)
-        k = apply_rope(k.view(b, n, self.n_head, self.head_dim), rope).transpose(1, 2)
-        v = v.view(b, n, self.n_head, self.head_dim).transpose(1, 2)
+        qkv = self.wqkv(x).reshape(b, n, 3 * self.n_head, self.head_dim)
+        # q and k heads side by side get the same rotation: one rope call for both.
+        qk = apply_rope(qkv[:, :, : 2 * self.n_head], rope).transpose(1, 2)
+        q, k = qk[:, : self.n_head], qk[:, self.n_head :]
+        v = qkv[:, :, 2 * self.n_head :].transpose(1, 2)
         if cache is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
