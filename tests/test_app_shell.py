@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 
 from app.main_window import MainWindow
 from tests.conftest import running_qthreads
+from tests.gui_helpers import quiet_window
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RED = (200, 40, 40)
@@ -28,23 +29,10 @@ def settings(tmp_path: Path) -> QSettings:
     return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
 
 
-def _shell_window(settings: QSettings, folder: Path) -> MainWindow:
-    # No model, no sound device, no questions: these tests are about opening clips.
-    return MainWindow(
-        settings=settings,
-        load_model=False,
-        use_audio_device=False,
-        confirm_close=False,
-        check_recovery=False,
-        recovery_root=folder / "recovery",
-    )
-
-
 @pytest.fixture
 def window(qtbot, settings: QSettings, tmp_path: Path) -> MainWindow:
-    main_window = _shell_window(settings, tmp_path)
-    qtbot.addWidget(main_window)
-    main_window.show()
+    # No model, no sound device, no questions: these tests are about opening clips.
+    main_window = quiet_window(qtbot, settings, tmp_path)
     qtbot.waitExposed(main_window)
     return main_window
 
@@ -295,8 +283,7 @@ def test_recent_files_are_remembered_most_recent_first_and_reopen(
     assert window.recent_files() == [red_clip, blue_clip]
 
     # A new window reading the same settings offers the same list, and picking an entry opens it.
-    second = _shell_window(settings, tmp_path)
-    qtbot.addWidget(second)
+    second = quiet_window(qtbot, settings, tmp_path)
     entries = [action for action in second.recent_menu.actions() if action.data()]
     assert [Path(action.data()) for action in entries] == [red_clip, blue_clip]
     assert "blue.mp4" in entries[1].text()

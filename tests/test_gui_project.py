@@ -18,10 +18,11 @@ import pytest
 import soundfile
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 from app.export_dialog import ExportOptions
 from app.main_window import MainWindow
+from tests.gui_helpers import quiet_window
 from tests.media_factory import AudioSpec, make_video, read_index
 from vaura_core.project import BASE, find_recoverable, load, save_as
 from vaura_core.project.synthetic import demo_project
@@ -43,20 +44,13 @@ def saved_project(tmp_path: Path, clip: Path) -> Path:
 
 
 def _window(qtbot, tmp_path: Path, **options: object) -> MainWindow:
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    defaults = {
-        "load_model": False,
-        "use_audio_device": False,
-        "confirm_close": False,
-        "check_recovery": False,
-        "recovery_root": tmp_path / "recovery",
-    }
-    window = MainWindow(settings, **{**defaults, **options})  # type: ignore[arg-type]
-    qtbot.addWidget(window)
-    window.show()
-    window.activateWindow()  # keyboard shortcuts only reach the active window
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
-    return window
+    return quiet_window(
+        qtbot,
+        QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat),
+        tmp_path,
+        activate=True,
+        **options,
+    )
 
 
 def _open(qtbot, window: MainWindow, folder: Path) -> None:

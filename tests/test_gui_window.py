@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
 from app.worker import EngineHost
+from tests.gui_helpers import quiet_window
 from tests.media_factory import AudioSpec, make_video
 from tests.model_fixtures import install_random_model
 from vaura_core.project import BASE
@@ -58,20 +59,8 @@ def engine(qapp, model_name: str):
 
 def _window(qtbot, tmp_path: Path, **options: object) -> MainWindow:
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    defaults = {
-        "model": MODEL,
-        "device": "cpu",
-        "use_audio_device": False,
-        "confirm_close": False,
-        "check_recovery": False,
-        "recovery_root": tmp_path / "recovery",
-    }
-    window = MainWindow(settings, **{**defaults, **options})  # type: ignore[arg-type]
-    qtbot.addWidget(window)
-    window.show()
-    window.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
-    return window
+    options = {"load_model": True, "model": MODEL, "device": "cpu", **options}
+    return quiet_window(qtbot, settings, tmp_path, activate=True, **options)
 
 
 def _drop(window: MainWindow, path: Path) -> None:

@@ -25,6 +25,7 @@ from app.main_window import MainWindow
 from app.model_manager import COL_LOCATION, COL_SIZE, COL_STATUS, ModelManagerDialog, human_bytes
 from app.settings import AppSettings
 from app.worker import EngineHost
+from tests.gui_helpers import quiet_window
 from tests.model_fixtures import install_random_model
 from tests.official_layout import write_lightning_ckpt
 from tests.test_download import LocalServer
@@ -414,18 +415,7 @@ def test_use_this_model_emits_and_closes(make_dialog, root: Path, qtbot) -> None
 
 
 def _window(qtbot, settings: AppSettings, tmp_path: Path, **options: Any) -> MainWindow:
-    window = MainWindow(
-        settings,
-        load_model=False,
-        use_audio_device=False,
-        confirm_close=False,
-        check_recovery=False,
-        recovery_root=tmp_path / "recovery",
-        **options,
-    )
-    qtbot.addWidget(window)
-    window.show()
-    return window
+    return quiet_window(qtbot, settings, tmp_path, **options)
 
 
 def test_first_run_shows_the_manager_once(qtbot, settings: AppSettings, root: Path, tmp_path: Path) -> None:
