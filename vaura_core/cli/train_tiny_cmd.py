@@ -23,6 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clips", type=int, default=120, help="Foley World training clips (default 120)")
     p.add_argument("--codec-steps", type=int, default=None, help="fixed codec steps (overrides the budget)")
     p.add_argument(
+        "--tower-steps",
+        type=int,
+        default=None,
+        help="fixed visual-tower pretraining steps (overrides the budget)",
+    )
+    p.add_argument(
         "--lm-steps", type=int, default=None, help="fixed transformer steps (overrides the budget)"
     )
     p.add_argument(
@@ -54,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("--seed must be >= 0")
     if not 1 <= args.clips <= 10_000:
         return fail("--clips must be between 1 and 10000")
-    for name in ("codec_steps", "lm_steps"):
+    for name in ("codec_steps", "tower_steps", "lm_steps"):
         value = getattr(args, name)
         if value is not None and value < 1:
             return fail(f"--{name.replace('_', '-')} must be at least 1")
@@ -90,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             n_clips=args.clips,
             codec_steps=args.codec_steps,
             lm_steps=args.lm_steps,
+            tower_steps=args.tower_steps,
             device=args.device,
             workers=args.workers,
             lm_settings=LMTrainSettings(aux_weight=args.aux_weight),
@@ -101,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     last = report.lm_history[-1]["loss"] if report.lm_history else float("nan")
     print(
-        f"wrote {out} in {report.seconds / 60:.1f} min: codec {report.codec_steps} steps, "
-        f"transformer {report.lm_steps} steps, final loss {last:.3f}"
+        f"wrote {out} in {report.seconds / 60:.1f} min: codec {report.codec_steps} steps, visual tower "
+        f"{report.tower_steps} steps, transformer {report.lm_steps} steps, final loss {last:.3f}"
     )
     return 0

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from vaura_core.errors import Cancelled
 from vaura_core.generation.sampling import SamplingParams, apply_cfg, make_generators, sample
+from vaura_core.model.decode import FastDecoder
 from vaura_core.model.lm import FusionLM
 from vaura_core.model.pattern import build_delayed, revert_delayed
 
@@ -110,18 +111,19 @@ def generate_window(
     first = n_prompt + 1  # first column holding an unknown timestep
     generators = make_generators(list(seeds), device)
     cache = lm.new_cache(rows, total) if use_cache else None
+    fast: FastDecoder | None = None
 
     def logits_before(col: int) -> Tensor:
         """Guided logits (B, Q, V) for column `col`, from the columns before it."""
-        if cache is None:
-            window = seq[..., :col]
-            start = 0
-        elif cache.length == 0:
-            window, start = seq[..., :col], 0  # prefill everything known
+        nonlocal fast
+        if fast is not None:
+            out = fast.step(seq[..., col - 1].repeat(rows // batch, 1), col - 1)
         else:
-            window, start = seq[..., col - 1 : col], col - 1
-        tokens = window.repeat(rows // batch, 1, 1)
-        out = lm(tokens, video, start=start, cache=cache, last_only=True)[:, :, -1]
+            # The oracle re-feeds everything; the cached path prefills everything known once.
+            window = seq[..., :col].repeat(rows // batch, 1, 1)
+            out = lm(window, video, start=0, cache=cache, last_only=True)[:, :, -1]
+            if cache is not None:
+                fast = FastDecoder(lm, cache, video)
         if params.uses_cfg:
             out = apply_cfg(out[:batch], out[batch:], params.cfg_scale)
         return out

@@ -2,9 +2,10 @@
 
 The filters follow V-AURA's `utils/utils.py`: top-k zeroes every probability below the k-th largest
 (ties may keep more than k) and renormalises; top-p keeps the smallest prefix of the sorted
-distribution whose mass reaches p. A draw uses `torch.multinomial` with the row's own generator, so a
-row's tokens depend only on its logits and its seed, never on the other rows of the batch. With B = 1
-on CPU this consumes the random stream exactly as the original does after `torch.manual_seed(seed)`.
+distribution whose mass reaches p. A draw is `torch.multinomial`'s (see `draw`) with the row's own
+generator, so a row's tokens depend only on its logits and its seed, never on the other rows of the
+batch. With B = 1 on CPU this consumes the random stream exactly as the original does after
+`torch.manual_seed(seed)`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,21 @@ def top_k_filter(probs: Tensor, k: int) -> Tensor:
     return probs / probs.sum(dim=-1, keepdim=True)
 
 
+def draw(probs: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One index per row of (R, V) probabilities: the draw `torch.multinomial(probs, 1, generator=...)`
+    makes, (R, 1).
+
+    PyTorch draws a single sample as argmax(p / q) with q ~ Exp(1) from the generator
+    (`Distributions.cpp`); doing that here gives the same index and random stream without its input
+    checks, which cost twice the draw itself per decode step. `tests/test_sampling_draw.py` holds it
+    to `torch.multinomial` so a PyTorch upgrade that changes the algorithm cannot go unnoticed.
+    """
+    if probs.device.type != "cpu":  # other backends may draw differently: leave it to them
+        return torch.multinomial(probs, 1, generator=generator)
+    q = torch.empty_like(probs).exponential_(1, generator=generator)
+    return torch.div(probs, q, out=q).argmax(dim=-1, keepdim=True)
+
+
 def sample_row(logits: Tensor, params: SamplingParams, generator: torch.Generator | None) -> Tensor:
     """(Q, V) logits of one row -> (Q,) token ids."""
     if params.is_greedy:
@@ -68,10 +84,9 @@ def sample_row(logits: Tensor, params: SamplingParams, generator: torch.Generato
         cum = torch.cumsum(sorted_probs, dim=-1)
         sorted_probs = torch.where(cum - sorted_probs > params.top_p, 0.0, sorted_probs)
         sorted_probs = sorted_probs / sorted_probs.sum(dim=-1, keepdim=True)
-        picked = torch.multinomial(sorted_probs, 1, generator=generator)
-        return order.gather(-1, picked)[:, 0]
+        return order.gather(-1, draw(sorted_probs, generator))[:, 0]
     probs = top_k_filter(probs, params.top_k)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    return draw(probs, generator)[:, 0]
 
 
 def sample(logits: Tensor, params: SamplingParams, generators: list[torch.Generator]) -> Tensor:

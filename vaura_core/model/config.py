@@ -47,10 +47,11 @@ class CodecConfig:
     n_codebooks: int = 9
     codebook_size: int = 1024
     codebook_dim: int = 8
+    latent: int | None = None  # None: DAC's default, encoder_dim * 2 ** len(encoder_rates)
 
     @property
     def latent_dim(self) -> int:
-        return self.encoder_dim * 2 ** len(self.encoder_rates)
+        return self.latent if self.latent is not None else self.encoder_dim * 2 ** len(self.encoder_rates)
 
     @property
     def hop_length(self) -> int:

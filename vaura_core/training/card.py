@@ -77,6 +77,30 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         if aux_weight
         else []
     )
+    tower_flag = f" --tower-steps {tr.get('tower_steps')}" if tr.get("tower_steps") else ""
+    stream = st.get("stream")
+    stream_lines = (
+        [
+            f"- transformer data: a stream of fresh Foley World clips rendered and encoded while it "
+            f"trains ({stream.get('clips_per_step')} new clips per step, batches drawn from the newest "
+            f"{stream.get('buffer_clips')}): {st.get('stream_clips')} clips, scene seeds "
+            f"{st.get('stream_seeds', ['?', '?'])[0]}..{st.get('stream_seeds', ['?', '?'])[-1]}; held out "
+            f"for the video-reliance probe: scenes {st.get('probe_seeds')} (columns `probe_own` and "
+            "`probe_other` of the transformer curve: loss of their windows with their own video and "
+            "with another window's)",
+        ]
+        if stream
+        else []
+    )
+    tower_lines = (
+        [
+            f"- visual tower pretraining on impact events (before the transformer): "
+            f"{tr.get('tower_steps')} steps in {tr.get('tower_seconds')} s on fresh clips taken from the "
+            f"end of the seed block; settings {st.get('tower')}",
+        ]
+        if tr.get("tower_steps")
+        else []
+    )
     lines = [
         f"# {manifest.get('name', cfg.name)}",
         "",
@@ -101,13 +125,15 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         "",
         f"- command: `vaura train-tiny --out DIR --seed {tr.get('seed')} --minutes "
         f"{st.get('minutes_budget')}{aux_flag}`; reproduce exactly with `--codec-steps "
-        f"{tr.get('codec_steps')} --lm-steps {tr.get('lm_steps')}`",
-        f"- data: {st.get('n_clips')} Foley World clips of {st.get('clip_seconds')} s (scene seeds "
-        f"{st.get('training_seeds', ['?', '?'])[0]}..{st.get('training_seeds', ['?', '?'])[-1]}), "
-        f"{st.get('windows')} windows of 2.56 s; rendering took {tr.get('data_seconds')} s",
+        f"{tr.get('codec_steps')}{tower_flag} --lm-steps {tr.get('lm_steps')}`",
+        f"- codec data: {st.get('n_clips')} Foley World clips of {st.get('clip_seconds')} s (scene seeds "
+        f"{st.get('training_seeds', ['?', '?'])[0]}..{st.get('training_seeds', ['?', '?'])[-1]}); "
+        f"rendering took {tr.get('data_seconds')} s",
         f"- codec: {tr.get('codec_steps')} steps in {tr.get('codec_seconds')} s; settings {st.get('codec')}; "
         "losses from `dac.nn.loss` (multi-scale mel x15, waveform L1 x1) plus VQ commitment x0.25 and "
         "codebook x1; no adversarial loss",
+        *stream_lines,
+        *tower_lines,
         f"- transformer + visual tower (jointly, codec frozen): {tr.get('lm_steps')} steps in "
         f"{tr.get('lm_seconds')} s; settings {st.get('lm')}; teacher forcing on the delayed pattern "
         "(L = 230), cross-entropy per codebook averaged over the 9 codebooks, null video for CFG with "
@@ -120,6 +146,11 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         "",
         *_curve_table(tr.get("codec_curve", [])),
         "",
+        *(
+            ["### Visual tower pretraining curve", "", *_curve_table(tr["tower_curve"]), ""]
+            if tr.get("tower_curve")
+            else []
+        ),
         "### Transformer loss curve (cross-entropy, nats)",
         "",
         *_curve_table(tr.get("lm_curve", [])),

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from vaura_core.errors import VauraError
 from vaura_core.foley_world.materials import MATERIALS
@@ -309,6 +310,12 @@ class WindowSet:
             codes.append(self.codes[ref.clip][:, t0 : t0 + n_t])
         x = torch.stack(frames).permute(0, 1, 5, 2, 3, 4).float().div_(127.5).sub_(1.0)
         return x.contiguous(), torch.stack(codes)
+
+    def step_batch(self, step: int, batch_size: int, seed: int) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Frames, codes and (if labelled) token labels of training step `step`: shuffled epochs."""
+        indices = EpochSampler(len(self), batch_size, seed).indices(step)
+        frames, codes = self.batch(indices)
+        return frames, codes, self.token_labels(indices) if self.has_labels else None
 
 
 class EpochSampler:

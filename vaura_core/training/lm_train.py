@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -29,10 +29,23 @@ from torch import Tensor, nn
 
 from vaura_core.model.pattern import build_delayed
 from vaura_core.model.vaura import VAura
-from vaura_core.training.data import N_EVENT_CLASSES, EpochSampler, WindowSet
+from vaura_core.training.data import N_EVENT_CLASSES
 from vaura_core.training.schedule import StepBudget, cosine_lr
 
 log = logging.getLogger(__name__)
+
+
+class BatchSource(Protocol):
+    """Where training batches come from: a fixed `WindowSet` or a `stream.ClipStream` of fresh clips."""
+
+    @property
+    def has_labels(self) -> bool: ...
+
+    def label_counts(self) -> Tensor: ...
+
+    def step_batch(self, step: int, batch_size: int, seed: int) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Frames (B, S, 3, F, H, W), codes (B, Q, T) and token labels (B, Tv) or None, of step `step`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -166,10 +179,26 @@ def aux_event_loss(
     return loss, correct, int(impact.sum())
 
 
-def make_optimizer(model: VAura, s: LMTrainSettings) -> torch.optim.Optimizer:
-    """AdamW; norms, biases, embeddings and the learned positional tables get no weight decay."""
+@torch.no_grad()
+def video_reliance(model: VAura, frames: Tensor, codes: Tensor) -> tuple[float, float]:
+    """Loss of held-out windows with their own video, and with the next window's video (rolled).
+
+    A model that follows the picture does clearly better with its own video; one that ignores it
+    scores the same with both (what the first vaura-tiny runs did).
+    """
+    feats = visual_features(model, frames)
+    own, _ = lm_loss_from_features(model, feats, codes)
+    other, _ = lm_loss_from_features(model, feats.roll(1, dims=0), codes)
+    return float(own), float(other)
+
+
+def make_optimizer(
+    model: VAura, s: LMTrainSettings, parts: list[nn.Module] | None = None
+) -> torch.optim.Optimizer:
+    """AdamW over `parts` (default `trainable_parts`); norms, biases, embeddings and the learned
+    positional tables get no weight decay."""
     decay, plain = [], []
-    for part in trainable_parts(model):
+    for part in parts if parts is not None else trainable_parts(model):
         for name, p in part.named_parameters():
             if not p.requires_grad:
                 continue
@@ -196,7 +225,7 @@ def _first_groups(state: dict[str, Any], n: int) -> dict[str, Any]:
 
 def train_lm(
     model: VAura,
-    data: WindowSet,
+    data: BatchSource,
     budget: StepBudget,
     *,
     seed: int,
@@ -205,11 +234,16 @@ def train_lm(
     checkpoint: Path | None = None,
     checkpoint_seconds: float = 300.0,
     on_log: Callable[[dict[str, float]], None] | None = None,
+    probe: tuple[Tensor, Tensor] | None = None,
+    probe_every: int = 250,
+    aux_head: EventHead | None = None,
 ) -> LMTrainResult:
     """Train `model`'s visual tower and transformer on `data`; resumes from `checkpoint` if it exists.
 
     The batch of step k and its null-condition draws depend only on (seed, k), so a resumed run takes
-    the same batches as an uninterrupted one.
+    the same batches as an uninterrupted one. `probe` (held-out frames and codes) adds the
+    `video_reliance` losses to the log row every `probe_every` steps and at the end. `aux_head` is an
+    event head trained before (`tower_train.pretrain_tower`) to go on with instead of a fresh one.
     """
     s = settings or LMTrainSettings()
     if not s.aux_weight >= 0:
@@ -226,13 +260,14 @@ def train_lm(
     head: EventHead | None = None
     class_weight = torch.ones(N_EVENT_CLASSES)
     if use_aux:
-        head = EventHead(model.cfg.visual.dim)
-        head.reset_parameters(torch.Generator().manual_seed(seed * 104_729 + 17))
-        head.to(device).train()
+        head = aux_head
+        if head is None:
+            head = EventHead(model.cfg.visual.dim)
+            head.reset_parameters(torch.Generator().manual_seed(seed * 104_729 + 17))
+        head.to(device).train().requires_grad_(True)
         class_weight = aux_class_weights(data.label_counts())
         log.info("event head class weights %s", [round(float(w), 3) for w in class_weight])
     class_weight = class_weight.to(device)
-    sampler = EpochSampler(len(data), s.batch_size, seed)
     history: list[dict[str, float]] = []
     step = 0
     if checkpoint is not None and checkpoint.exists():
@@ -264,8 +299,7 @@ def train_lm(
         lr = cosine_lr(step, budget.total, s.lr, s.warmup)
         for group in opt.param_groups:
             group["lr"] = lr
-        indices = sampler.indices(step)
-        frames, codes = data.batch(indices)
+        frames, codes, labels = data.step_batch(step, s.batch_size, seed)
         g = torch.Generator().manual_seed(seed * 7919 + step)
         null_mask = torch.rand(len(codes), generator=g) < s.cfg_dropout
         feats = visual_features(model, frames.to(device))
@@ -274,8 +308,9 @@ def train_lm(
         if head is not None:
             # On the tower's own features of every sample, those the LM saw as the null video
             # included: the null embedding says nothing about events, the real features should.
-            labels = data.token_labels(indices).to(device)
-            aux, correct, impacts = aux_event_loss(head, feats, labels, class_weight)
+            if labels is None:
+                raise ValueError("the batch source gave no event labels")
+            aux, correct, impacts = aux_event_loss(head, feats, labels.to(device), class_weight)
             total = loss + s.aux_weight * aux
             acc_aux += float(aux.detach())
             acc_correct += correct
@@ -298,6 +333,10 @@ def train_lm(
             if head is not None:
                 row["aux"] = acc_aux / acc_n
                 row["aux_acc"] = acc_correct / acc_impacts if acc_impacts else float("nan")
+            if probe is not None and (step % probe_every == 0 or budget.finished(step)):
+                own, other = video_reliance(model, probe[0].to(device), probe[1].to(device))
+                row["probe_own"], row["probe_other"] = own, other
+                log.info("held-out loss: own video %.4f, another clip's video %.4f", own, other)
             history.append(row)
             acc_loss, acc_q, acc_n = 0.0, None, 0
             acc_aux, acc_correct, acc_impacts = 0.0, 0, 0

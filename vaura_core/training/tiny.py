@@ -25,22 +25,56 @@ from vaura_core.model.codec import Codec
 from vaura_core.model.config import VAuraConfig, preset
 from vaura_core.model.vaura import VAura
 from vaura_core.training.codec_train import CodecTrainSettings, train_codec
-from vaura_core.training.data import MATERIAL_CLASSES, ClipData, WindowSet, build_clips, padded_audio
-from vaura_core.training.lm_train import LMTrainSettings, train_lm
+from vaura_core.training.data import (
+    MATERIAL_CLASSES,
+    ClipData,
+    WindowSet,
+    build_clips,
+    padded_audio,
+    render_clip,
+)
+from vaura_core.training.lm_train import EventHead, LMTrainSettings, train_lm
 from vaura_core.training.schedule import StepBudget
+from vaura_core.training.stream import ClipStream, StreamSettings
+from vaura_core.training.tower_train import TowerTrainSettings, pretrain_tower
 
 log = logging.getLogger(__name__)
 
 CLIP_SECONDS = 10.24  # 16 whole segments: 13 training windows per clip
 CODEC_SHARE = 0.4  # of the time left after the data is ready: the codec is the slower learner
+TOWER_SHARE = 0.15  # of the time left after the codec: the visual tower's event pretraining
+TOWER_STREAM = StreamSettings(workers=2)  # frames only: rendering, not the tower, is the slow part
 RESERVE_SECONDS = 90.0  # encoding the clips and writing the model
 
 
+SEEDS_PER_RUN = 10_000
+N_PROBE_CLIPS = 4  # held out: the video-reliance probe logged during training
+
+
 def training_seeds(seed: int, n_clips: int) -> list[int]:
-    """Foley World seeds of the training clips: 10000 (seed + 1) + i, disjoint from evaluation seeds."""
-    if n_clips > 10_000:
-        raise VauraError("at most 10000 training clips per seed")
-    return [10_000 * (seed + 1) + i for i in range(n_clips)]
+    """Foley World seeds of the training clips: 10000 (seed + 1) + i, disjoint from evaluation seeds.
+
+    The last `N_PROBE_CLIPS` seeds of the block are held out (`probe_seeds`).
+    """
+    if n_clips > SEEDS_PER_RUN - N_PROBE_CLIPS:
+        raise VauraError(f"at most {SEEDS_PER_RUN - N_PROBE_CLIPS} training clips per seed")
+    return [SEEDS_PER_RUN * (seed + 1) + i for i in range(n_clips)]
+
+
+def probe_seeds(seed: int) -> list[int]:
+    """Held-out scenes of run `seed`: never trained on, used to log how much the model uses the video."""
+    return [SEEDS_PER_RUN * (seed + 2) - 1 - i for i in range(N_PROBE_CLIPS)]
+
+
+def probe_windows(
+    cfg: VAuraConfig, codec: Codec, seed: int, clip_seconds: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames and codes of four windows from each held-out scene, spread over the clip."""
+    clips = [render_clip(s, cfg, clip_seconds) for s in probe_seeds(seed)]
+    data = WindowSet(cfg, clips, _encode_clips(codec, cfg, clips))
+    per_clip = len(data) // len(clips)
+    picks = [c * per_clip + round(j * (per_clip - 1) / 3) for c in range(len(clips)) for j in range(4)]
+    return data.batch(picks)
 
 
 @dataclass
@@ -56,6 +90,9 @@ class TinyTrainingReport:
     codec_history: list[dict[str, float]] = field(default_factory=list)
     lm_history: list[dict[str, float]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    tower_steps: int = 0
+    tower_seconds: float = 0.0
+    tower_history: list[dict[str, float]] = field(default_factory=list)
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -89,18 +126,24 @@ def train_tiny(
     n_clips: int = 120,
     codec_steps: int | None = None,
     lm_steps: int | None = None,
+    tower_steps: int | None = None,
     device: str | torch.device = "cpu",
     workers: int = 2,
     config: VAuraConfig | None = None,
     codec_settings: CodecTrainSettings | None = None,
     lm_settings: LMTrainSettings | None = None,
     clip_seconds: float = CLIP_SECONDS,
+    stream_settings: StreamSettings | None = None,
+    tower_settings: TowerTrainSettings | None = None,
 ) -> TinyTrainingReport:
     """Train vaura-tiny from scratch and write it to `out_dir` (model.safetensors, config, manifest).
 
-    `minutes_budget` bounds the whole run (data, codec, LM); fixed `codec_steps` / `lm_steps` override
-    the budget for their stage. The clips' event labels reach the LM stage through `WindowSet`;
-    `lm_settings.aux_weight` sets (or with 0 switches off) the visual tower's event loss.
+    `minutes_budget` bounds the whole run (data, codec, LM), stages reused from the work folder
+    included (their recorded time is taken off the budget); fixed `codec_steps` / `tower_steps` /
+    `lm_steps` override the budget for their stage. The codec learns from `n_clips` fixed clips. The
+    visual tower is then pretrained on the impact events of fresh clips (`tower_train`), and the
+    transformer trained with it on another stream of fresh clips (`stream.ClipStream`), their event
+    labels feeding the auxiliary loss (`lm_settings.aux_weight`, 0 switches it off).
     """
     t_start = time.perf_counter()
     budget_s = float(minutes_budget) * 60.0
@@ -118,9 +161,12 @@ def train_tiny(
     torch.use_deterministic_algorithms(True, warn_only=True)
     codec_settings = codec_settings or CodecTrainSettings()
     lm_settings = lm_settings or LMTrainSettings()
+    stream_settings = stream_settings or StreamSettings(workers=min(workers, 1))
+    tower_settings = tower_settings or TowerTrainSettings()
+    reused_seconds = 0.0  # of stages done by an earlier, interrupted run
 
     def left() -> float:
-        return budget_s - (time.perf_counter() - t_start)
+        return budget_s - reused_seconds - (time.perf_counter() - t_start)
 
     # 1. Data.
     seeds = training_seeds(seed, n_clips)
@@ -145,7 +191,8 @@ def train_tiny(
         )
         n_codec, codec_seconds = int(meta.get("steps", 0)), float(meta.get("seconds", 0.0))
         codec_history = list(meta.get("history", []))
-        log.info("reusing the codec in %s", codec_file)
+        reused_seconds += codec_seconds
+        log.info("reusing the codec in %s (%.0f s of the budget)", codec_file, codec_seconds)
     else:
         seconds = max(60.0, (left() - RESERVE_SECONDS) * CODEC_SHARE)
         res = train_codec(
@@ -166,36 +213,67 @@ def train_tiny(
         meta = {"steps": n_codec, "seconds": codec_seconds, "history": codec_history}
         (work / "codec-meta.json").write_text(json.dumps(meta))
 
-    # 3. Codes of every clip.
-    codes_file = work / "codes.pt"
-    if codes_file.exists():
-        codes = torch.load(codes_file, weights_only=True)
-    else:
-        codec = Codec.from_state_dict(cfg.codec, codec_state, device=device)
-        codes = _encode_clips(codec, cfg, clips)
-        torch.save(codes, codes_file)
-    data = WindowSet(cfg, clips, codes)
-
-    # 4. Visual tower + transformer.
     torch.manual_seed(seed)
     model = VAura(cfg)
     model.audio_encoder.model.load_state_dict(codec_state)
     model.to(device)
+    threads = torch.get_num_threads()
+    stream_seeds = training_seeds(seed, SEEDS_PER_RUN - N_PROBE_CLIPS)[n_clips:]
+
+    # 3. The visual tower learns the impact events of fresh clips (frames and labels only). Its
+    # clips come from the end of the seed block, the transformer's from the start: never the same.
+    tower_file, tower_meta = work / "tower.pt", work / "tower-meta.json"
+    if tower_file.exists() and tower_meta.exists():
+        state = torch.load(tower_file, map_location="cpu", weights_only=True)
+        model.visual_feature_extractor.load_state_dict(state["tower"])
+        head = EventHead(cfg.visual.dim)
+        head.load_state_dict(state["head"])
+        meta = json.loads(tower_meta.read_text())
+        n_tower, tower_seconds, tower_history = int(meta["steps"]), float(meta["seconds"]), meta["history"]
+        reused_seconds += tower_seconds
+        log.info("reusing the pretrained visual tower in %s", tower_file)
+    else:
+        seconds = max(30.0, (left() - RESERVE_SECONDS) * TOWER_SHARE)
+        torch.set_num_threads(max(1, threads - TOWER_STREAM.workers))
+        with ClipStream(cfg, None, stream_seeds[::-1], clip_seconds, TOWER_STREAM) as stream:
+            res_tower = pretrain_tower(
+                model,
+                stream,
+                StepBudget(seconds=seconds, steps=tower_steps, min_steps=20),
+                seed=seed,
+                settings=tower_settings,
+            )
+        torch.set_num_threads(threads)
+        head, n_tower, tower_seconds = res_tower.head, res_tower.steps, res_tower.seconds
+        tower_history = res_tower.history
+        state = {"tower": model.visual_feature_extractor.state_dict(), "head": head.state_dict()}
+        torch.save(state, tower_file)
+        meta = {"steps": n_tower, "seconds": tower_seconds, "history": tower_history}
+        tower_meta.write_text(json.dumps(meta))
+
+    # 4. Visual tower + transformer, on fresh clips rendered and encoded while they train.
+    probe = probe_windows(cfg, Codec.from_state_dict(cfg.codec, codec_state), seed, clip_seconds)
     lm_seconds_budget = max(60.0, left() - RESERVE_SECONDS / 3)
-    res_lm = train_lm(
-        model,
-        data,
-        StepBudget(seconds=lm_seconds_budget, steps=lm_steps, min_steps=20),
-        seed=seed,
-        settings=lm_settings,
-        checkpoint=work / "lm.pt",
-    )
+    torch.set_num_threads(max(1, threads - stream_settings.workers))
+    with ClipStream(cfg, codec_state, stream_seeds, clip_seconds, stream_settings) as stream:
+        res_lm = train_lm(
+            model,
+            stream,
+            StepBudget(seconds=lm_seconds_budget, steps=lm_steps, min_steps=20),
+            seed=seed,
+            settings=lm_settings,
+            checkpoint=work / "lm.pt",
+            probe=probe,
+            aux_head=head if lm_settings.aux_weight > 0 else None,
+        )
+        stream_clips = stream.clips_used(res_lm.steps)
+    torch.set_num_threads(threads)
 
     # 5. Write the model folder.
     report = TinyTrainingReport(
         out_dir=out_dir,
         seed=seed,
-        seconds=time.perf_counter() - t_start,
+        seconds=time.perf_counter() - t_start + reused_seconds,
         data_seconds=data_seconds,
         codec_steps=n_codec,
         codec_seconds=codec_seconds,
@@ -203,11 +281,19 @@ def train_tiny(
         lm_seconds=res_lm.seconds,
         codec_history=codec_history,
         lm_history=res_lm.history,
+        tower_steps=n_tower,
+        tower_seconds=tower_seconds,
+        tower_history=tower_history,
         settings={
             "n_clips": n_clips,
             "clip_seconds": clip_seconds,
             "training_seeds": [seeds[0], seeds[-1]],
-            "windows": len(data),
+            "stream": asdict(stream_settings),
+            "tower_stream": asdict(TOWER_STREAM),
+            "tower": asdict(tower_settings),
+            "stream_clips": stream_clips,
+            "stream_seeds": [stream_seeds[0], stream_seeds[stream_clips - 1]],
+            "probe_seeds": probe_seeds(seed),
             "minutes_budget": minutes_budget,
             "device": str(device),
             "torch": torch.__version__,
@@ -262,7 +348,12 @@ def training_record(report: TinyTrainingReport) -> dict[str, Any]:
         "codec_seconds": round(report.codec_seconds, 1),
         "lm_steps": report.lm_steps,
         "lm_seconds": round(report.lm_seconds, 1),
+        "tower_steps": report.tower_steps,
+        "tower_seconds": round(report.tower_seconds, 1),
         "settings": report.settings,
         "codec_curve": summary(report.codec_history, ("total", "mel", "wave", "commit")),
-        "lm_curve": summary(report.lm_history, ("loss", "q0", "q1", "q8", "aux", "aux_acc")),
+        "tower_curve": summary(report.tower_history, ("aux", "aux_acc")),
+        "lm_curve": summary(
+            report.lm_history, ("loss", "q0", "q1", "q8", "aux", "aux_acc", "probe_own", "probe_other")
+        ),
     }

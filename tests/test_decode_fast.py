@@ -1,0 +1,80 @@
+"""The lean one-token decode step (`FastDecoder`) and the sampler's draw against their references."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.lm_fixtures import random_features, random_lm
+from vaura_core.generation.generate import generate_window
+from vaura_core.generation.sampling import SamplingParams, draw
+from vaura_core.model import decode, lm
+from vaura_core.model.decode import FastDecoder
+
+
+def _prefilled(model: lm.FusionLM, rows: int, n_prompt: int, seed: int = 0):
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(seed)
+    seq = torch.randint(0, cfg.vocab_size + 1, (rows, cfg.n_codebooks, 60), generator=g)
+    video = model.project_video(random_features(model, rows, seed=seed + 1).to(model.norm.weight.dtype))
+    caches = [model.new_cache(rows, 60) for _ in range(2)]
+    for cache in caches:
+        model(seq[..., :n_prompt], video, start=0, cache=cache, last_only=True)
+    return seq, video, caches
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["small weights", "large-weight kernels"])
+@pytest.mark.parametrize("rows", [1, 2, 4])
+def test_fast_steps_give_the_module_path_logits_and_cache(
+    rows: int, large: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if large:  # the mm(W, x.T) form and separate w1 / w3, as for the released model on a CPU
+        monkeypatch.setattr(decode, "_SKINNY_MIN_WEIGHT", 0)
+        monkeypatch.setattr(lm, "_SKINNY_MIN_WEIGHT", 0)
+    model = random_lm(seed=rows)
+    seq, video, (fast_cache, ref_cache) = _prefilled(model, rows, n_prompt=12, seed=rows)
+    fast = FastDecoder(model, fast_cache, video)
+    with torch.inference_mode():
+        for pos in range(12, 40):
+            got = fast.step(seq[..., pos], pos)
+            want = model(seq[..., pos : pos + 1], video, start=pos, cache=ref_cache, last_only=True)[:, :, -1]
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert fast_cache.length == ref_cache.length == 40
+    torch.testing.assert_close(fast_cache.k[..., :40, :], ref_cache.k[..., :40, :], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast_cache.v[..., :40, :], ref_cache.v[..., :40, :], rtol=1e-5, atol=1e-5)
+
+
+def test_fast_steps_in_another_dtype_normalise_in_float32() -> None:
+    model = random_lm(seed=7).to(torch.bfloat16)
+    seq, video, (fast_cache, ref_cache) = _prefilled(model, 2, n_prompt=5, seed=3)
+    fast = FastDecoder(model, fast_cache, video)
+    assert not fast.fold
+    with torch.inference_mode():
+        for pos in range(5, 20):
+            got = fast.step(seq[..., pos], pos)
+            want = model(seq[..., pos : pos + 1], video, start=pos, cache=ref_cache, last_only=True)[:, :, -1]
+            # bfloat16 keeps 8 bits: the same operations in another grouping agree to a few ulps.
+            torch.testing.assert_close(got, want, rtol=0.05, atol=0.1)
+
+
+def test_cached_generation_with_fast_steps_matches_the_uncached_oracle() -> None:
+    model = random_lm(seed=11)
+    feats = random_features(model, 2, seed=4)
+    params = SamplingParams(temperature=0.9, top_k=20, cfg_scale=3.0)
+    prompt = torch.randint(0, model.cfg.vocab_size, (2, model.cfg.n_codebooks, 6))
+    fast = generate_window(model, feats, 30, params=params, seeds=[1, 2], prompt=prompt)
+    oracle = generate_window(model, feats, 30, params=params, seeds=[1, 2], prompt=prompt, use_cache=False)
+    assert torch.equal(fast.codes, oracle.codes)
+
+
+@pytest.mark.parametrize("shape", [(9, 128), (1, 7), (4, 1024)])
+def test_draw_is_torch_multinomial(shape: tuple[int, int]) -> None:
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(*shape, generator=g) * 3, dim=-1)
+    probs[0, : shape[1] // 2] = 0.0  # zeroed entries, as after top-k, are never drawn
+    probs = probs / probs.sum(-1, keepdim=True)
+    mine, theirs = torch.Generator().manual_seed(42), torch.Generator().manual_seed(42)
+    for _ in range(300):
+        assert torch.equal(draw(probs, mine), torch.multinomial(probs, 1, generator=theirs))
+    # The streams stayed in step too: the next number drawn is the same.
+    assert torch.equal(torch.rand(3, generator=mine), torch.rand(3, generator=theirs))
