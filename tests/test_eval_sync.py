@@ -68,6 +68,26 @@ def test_reference_onsets_merge_collisions_and_keep_impact_materials():
     assert materials == [{"wood", "metal"}, set()]
 
 
+def test_events_closer_than_the_suppression_radius_are_one_onset():
+    events = [
+        {"time": 2.0, "kind": "impact", "material": "wood"},
+        {"time": 2.04, "kind": "slide", "material": "wood"},  # one frame later: not resolvable
+        {"time": 2.08, "kind": "impact", "material": "drum"},  # 80 ms after the group's first: new onset
+        {"time": 3.0, "kind": "slide", "material": "glass"},
+        {"time": 3.04, "kind": "impact", "material": "glass"},
+    ]
+    times, materials = reference_onsets(events)
+    assert times.tolist() == [2.0, 2.08, 3.0]
+    assert materials == [{"wood"}, {"drum"}, {"glass"}]
+
+
+def test_a_track_cut_off_while_sounding_has_no_onset_at_its_end():
+    ring = _impacts([0.8], "metal", seconds=1.0)
+    assert np.abs(ring[-200:]).max() > 0.01  # still sounding at the cut
+    onsets = detect_onsets(ring, SR)
+    assert onsets.tolist() == pytest.approx([0.8], abs=0.02)
+
+
 def test_pooling_sums_counts_over_clips():
     a = ClipScore(10, 8, {"50": 8, "100": 8}, [5.0, -5.0], 8, 8)
     b = ClipScore(10, 12, {"50": 6, "100": 9}, [40.0], 4, 2)

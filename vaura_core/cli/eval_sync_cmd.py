@@ -43,6 +43,7 @@ def _table(report: dict) -> str:
         ("generated", report["generated"]),
         ("control", report["control"]),
         ("ground truth", report["ground_truth"]),
+        ("codec ceiling", report["codec_ceiling"]),
     ]
     head = (
         f"{'audio':<13} {'F1@50':>6} {'P@50':>6} {'R@50':>6} {'F1@100':>7} {'mean|e|ms':>9} "

@@ -54,6 +54,11 @@ def _eval_lines(ev: dict[str, Any]) -> list[str]:
         row(f"generated ({ev.get('model', 'model')})", gen),
         row("control: another clip's video", ctl),
         row("ground truth (detector sanity)", gt),
+        *(
+            [row("ground truth through the codec (ceiling)", ev["codec_ceiling"])]
+            if "codec_ceiling" in ev
+            else []
+        ),
         "",
         "Targets: " + ", ".join(f"{k} {v}" for k, v in targets.items()) + ".",
         "Met: " + ", ".join(f"{k}: {'yes' if ok else 'NO'}" for k, ok in ev.get("passed", {}).items()) + ".",
