@@ -1210,6 +1210,7 @@ class MainWindow(QMainWindow):
             self.parameters.sampling_params(),
             seeds,
             stride_segments=self.parameters.stride_segments(),
+            chains=self.parameters.chain_count(),
         )
         request_id = self.engine.generate(request)
         self._requests[request_id] = _Pending("generate", project.id, 0.0, project.clip.duration, None)

@@ -55,9 +55,13 @@ class GenerateRequest:
     stride_segments: int = 1  # window advance in 0.64 s segments (1, 2 or 3)
     start: float = 0.0
     end: float | None = None
+    chains: int = 1  # stretches generated side by side (`Engine.generate`)
 
     def __post_init__(self) -> None:
         _normalise(self)
+        if int(self.chains) < 1:
+            raise ValueError(f"chains must be >= 1, got {self.chains}")
+        object.__setattr__(self, "chains", int(self.chains))
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,7 @@ GENERATION_OPTIONS: dict[str, Option[Any]] = {
     "seed": Option("generation/seed", _GEN.seed, _as_int, bounds=(0, 2**31 - 1)),
     "variations": Option("generation/variations", _GEN.variations, _as_int, bounds=(1, 8)),
     "stride_segments": Option("generation/stride", _GEN.stride_segments, _as_int, bounds=(1, 3)),
+    "chains": Option("generation/chains", _GEN.chains, _as_int, bounds=(1, 8)),
 }
 
 _RECENT_KEYS: dict[str, str] = {"clips": "recentFiles", "projects": "recentProjects"}

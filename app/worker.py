@@ -286,6 +286,7 @@ class EngineWorker(QObject):
                 start=request.start,
                 end=request.end,
                 stride_segments=request.stride_segments,
+                chains=request.chains,
                 progress=report,
                 cancel=token,
             )

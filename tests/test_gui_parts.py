@@ -46,7 +46,14 @@ def test_settings_round_trip_through_the_file(store: QSettings, tmp_path: Path) 
     assert (settings.device, settings.model, settings.snap) == ("auto", "vaura-tiny", "frame")
 
     chosen = GenerationSettings(
-        temperature=0.8, top_k=64, top_p=0.9, cfg_scale=4.5, seed_mode="locked", seed=42, variations=5
+        temperature=0.8,
+        top_k=64,
+        top_p=0.9,
+        cfg_scale=4.5,
+        seed_mode="locked",
+        seed=42,
+        variations=5,
+        chains=4,
     )
     settings.generation = chosen
     settings.device = "cpu"
@@ -180,6 +187,17 @@ def test_parameters_panel_has_vaura_defaults_and_seeds(qtbot) -> None:
     panel.set_models(["test-a"], "vaura-tiny", missing=["vaura-tiny"])
     assert panel.model_name() == "vaura-tiny"
     assert "not installed" in panel.model_combo.currentText()
+
+
+def test_parameters_panel_offers_parallel_chains_for_long_clips(qtbot) -> None:
+    panel = ParametersPanel()
+    qtbot.addWidget(panel)
+    assert panel.chain_count() == 1 and panel.chains.toolTip()  # continuous by default
+    with qtbot.waitSignal(panel.settings_changed) as changed:
+        panel.chains.setCurrentIndex(panel.chains.findData(4))
+    assert changed.args[0].chains == 4 and panel.chain_count() == 4
+    panel.set_generation_settings(GenerationSettings(chains=3))  # a value the list does not offer
+    assert panel.chain_count() == 3 and panel.generation_settings().chains == 3
 
 
 def _rows(n: int) -> list[TakeRow]:

@@ -91,6 +91,23 @@ def test_round_trip_is_identical(project: Project, tmp_path: Path) -> None:
     assert_same_project(project, again, folder)
 
 
+def test_parallel_chains_are_kept_and_older_documents_mean_one(project: Project, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from vaura_core.project import SetSettings
+
+    project.execute(SetSettings(replace(project.settings, chains=4)))
+    folder = save_as(project, tmp_path / "Chains.vaura")
+    loaded, _ = load(folder)
+    assert loaded.settings.chains == 4
+    # A document written before the setting existed opens with sequential generation.
+    doc = json.loads((folder / "project.json").read_text(encoding="utf-8"))
+    del doc["settings"]["chains"]
+    (folder / "project.json").write_text(json.dumps(doc), encoding="utf-8")
+    older, report = load(folder)
+    assert report.ok and older.settings.chains == 1
+
+
 def test_take_files_are_written_once_and_dropped_takes_cleaned_up(project: Project, tmp_path: Path) -> None:
     folder = save_as(project, tmp_path / "A.vaura")
     first = file_ids(folder)

@@ -163,6 +163,14 @@ class ParametersPanel(QFrame):
             "How far each 2.56 s generation window advances. Shorter strides give each window more "
             "context (smoother, slower); longer ones are faster."
         )
+        self.chains = QComboBox(self)
+        for count, label in ((1, "Continuous"), (2, "2 in parallel"), (4, "4 in parallel")):
+            self.chains.addItem(label, count)
+        self.chains.setToolTip(
+            "How a long clip is generated. Continuous: every window hears the audio before it. "
+            "In parallel: the clip is cut into stretches generated side by side, about that many "
+            "times faster, with a short crossfade where two stretches meet."
+        )
 
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
@@ -178,6 +186,7 @@ class ParametersPanel(QFrame):
         form.addRow("Seed", seed_row)
         form.addRow("Variations", self.variations)
         form.addRow("Stride", self.stride)
+        form.addRow("Long clips", self.chains)
 
         self._buttons = QVBoxLayout()
         self._buttons.setSpacing(6)
@@ -196,6 +205,7 @@ class ParametersPanel(QFrame):
         for box in (self.top_k, self.seed, self.variations):
             box.valueChanged.connect(self._emit_settings)
         self.stride.currentIndexChanged.connect(self._emit_settings)
+        self.chains.currentIndexChanged.connect(self._emit_settings)
         self.seed_lock.toggled.connect(self._on_lock_toggled)
         self.dice.clicked.connect(self.roll_seed)
         self.model_combo.activated.connect(self._on_model_activated)
@@ -230,6 +240,7 @@ class ParametersPanel(QFrame):
             seed=self.seed.value(),
             variations=self.variations.value(),
             stride_segments=int(self.stride.currentData() or 1),
+            chains=int(self.chains.currentData() or 1),
         )
 
     def set_generation_settings(self, settings: GenerationSettings) -> None:
@@ -245,6 +256,11 @@ class ParametersPanel(QFrame):
             self.variations.setValue(min(settings.variations, MAX_VARIATIONS))
             index = self.stride.findData(settings.stride_segments)
             self.stride.setCurrentIndex(max(0, index))
+            index = self.chains.findData(settings.chains)
+            if index < 0:  # a value set elsewhere (a project, the command line): show it as it is
+                self.chains.addItem(f"{settings.chains} in parallel", settings.chains)
+                index = self.chains.count() - 1
+            self.chains.setCurrentIndex(index)
         finally:
             self._updating = False
 
@@ -260,6 +276,9 @@ class ParametersPanel(QFrame):
 
     def stride_segments(self) -> int:
         return int(self.stride.currentData() or 1)
+
+    def chain_count(self) -> int:
+        return int(self.chains.currentData() or 1)
 
     def draw_seeds(self, count: int | None = None) -> list[int]:
         """Seeds for the next generation: the locked seed and the following numbers, or fresh random

@@ -25,6 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="end-to-end benchmark on this video (decode, features, generation, codec, export)",
     )
+    p.add_argument(
+        "--chains",
+        type=int,
+        default=1,
+        help="with --clip: generate the clip as up to this many stretches side by side (default 1)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -39,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from vaura_core.model.vaura import build_model
 
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if args.chains < 1:
+        print("vaura bench: --chains must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         device = torch.device(args.device)
     except RuntimeError as exc:
@@ -106,7 +115,9 @@ def _clip_bench(args: argparse.Namespace, model, name: str) -> int:
 
     with tempfile.TemporaryDirectory(prefix="vaura-bench-") as out_dir:
         try:
-            res = run_clip_bench(model, name=name, clip=args.clip, out_dir=out_dir, seed=args.seed, log=log)
+            res = run_clip_bench(
+                model, name=name, clip=args.clip, out_dir=out_dir, seed=args.seed, chains=args.chains, log=log
+            )
         except VauraError as exc:
             print(f"vaura bench: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT

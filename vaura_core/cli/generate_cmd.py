@@ -31,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", type=float, default=None, help="start of the range to generate (s)")
     p.add_argument("--end", type=float, default=None, help="end of the range to generate (s)")
     p.add_argument("--variations", type=int, default=1, help="number of takes, generated as one batch")
+    p.add_argument(
+        "--chains",
+        type=int,
+        default=1,
+        help="generate a long range as up to this many stretches side by side: faster, one crossfaded "
+        "seam between stretches (default 1: every window continues the one before)",
+    )
     p.add_argument("--rate", type=int, default=44100, choices=[44100, 48000], help="WAV sample rate")
     p.add_argument("--bits", default="24", choices=["16", "24", "32f"], help="WAV sample format")
     p.add_argument("--loudness", type=float, default=None, help="normalise to this LUFS (e.g. -23)")
@@ -64,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(EXIT_BAD_INPUT, f"{out.parent}: output folder does not exist")
     if not 1 <= args.variations <= 16:
         return _fail(EXIT_BAD_INPUT, "--variations must be between 1 and 16")
+    if not 1 <= args.chains <= 64:
+        return _fail(EXIT_BAD_INPUT, "--chains must be between 1 and 64")
     stride = round(args.stride / 0.64)
     if stride < 1 or abs(stride * 0.64 - args.stride) > 1e-6:
         return _fail(EXIT_BAD_INPUT, "--stride must be a multiple of 0.64 s (0.64, 1.28 or 1.92)")
@@ -121,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             start=start,
             end=end,
             stride_segments=stride,
+            chains=args.chains,
             progress=bar.update,
             cancel=cancel,
         )

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vaura_core.engine.chains import CHAIN_SEED_STRIDE, join_audio, join_codes, plan_chains
 from vaura_core.engine.splice import splice
 from vaura_core.engine.timeline import Timeline, WindowPlan, plan_windows
 from vaura_core.generation.generate import CancelToken, generate_window
@@ -117,37 +118,82 @@ class Engine:
         cancel: CancelToken | None,
     ) -> None:
         """Fill codes[:, :, prompt_from:token_end] of every plan in order, all variations batched."""
+        self._run_chained(clip, [codes], [plans], params, seeds, progress, cancel)
+
+    def _run_chained(
+        self,
+        clip: ClipFeatures,
+        codes: list[Tensor],
+        plans: list[list[WindowPlan]],
+        params: SamplingParams,
+        seeds: list[int],
+        progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+    ) -> None:
+        """`_run_windows` for several chains (codes and plans per chain) advancing together.
+
+        Round j runs window j of every chain; chains whose window j has the same prompt length share
+        one batch, generating as many tokens as the longest of them (the extra ones are dropped: a
+        row's tokens never depend on how many follow). Window j of chain k samples with
+        `window_seed(seed, j + k * CHAIN_SEED_STRIDE)`, so one chain is the sequential generation.
+        """
         n_q = self.cfg.n_codebooks
-        steps = [p.n_tokens + n_q - p.prompt_len - 1 for p in plans]
+        schedule: list[tuple[int, list[int]]] = []
+        for j in range(max(len(p) for p in plans)):
+            groups: dict[int, list[int]] = {}
+            for k, chain_plans in enumerate(plans):
+                if j < len(chain_plans):
+                    groups.setdefault(chain_plans[j].prompt_len, []).append(k)
+            schedule += [(j, ks) for ks in groups.values()]
+        lengths = [max(plans[k][j].n_tokens for k in ks) for j, ks in schedule]
+        steps = [
+            n + n_q - plans[ks[0]][j].prompt_len - 1 for n, (j, ks) in zip(lengths, schedule, strict=True)
+        ]
         total, done = sum(steps), 0
+        rounds = max(len(p) for p in plans)
         t0 = time.perf_counter()
         segs = self.cfg.window_segments
-        for k, plan in enumerate(plans):
-            feats = clip.features[plan.segment : plan.segment + segs].reshape(1, -1, clip.features.shape[-1])
-            prompt = codes[:, :, plan.token_start : plan.prompt_from] if plan.prompt_len else None
+        dim = clip.features.shape[-1]
+        for (j, ks), n_steps, n_tokens in zip(schedule, steps, lengths, strict=True):
+            first = plans[ks[0]][j]
+            feats = torch.cat(
+                [
+                    clip.features[plans[k][j].segment : plans[k][j].segment + segs]
+                    .reshape(1, -1, dim)
+                    .expand(len(seeds), -1, -1)
+                    for k in ks
+                ]
+            )
+            prompt = None
+            if first.prompt_len:
+                prompt = torch.cat(
+                    [codes[k][:, :, plans[k][j].token_start : plans[k][j].prompt_from] for k in ks]
+                )
 
-            def on_step(i: int, _n: int, base: int = done, k: int = k) -> None:
+            def on_step(i: int, _n: int, base: int = done, j: int = j) -> None:
                 if progress is None:
                     return
                 now = base + i
                 elapsed = time.perf_counter() - t0
                 eta = elapsed / now * (total - now) if now else None
-                progress(Progress(now / total, eta, f"window {k + 1}/{len(plans)}"))
+                progress(Progress(now / total, eta, f"window {j + 1}/{rounds}"))
 
             out = generate_window(
                 self.model.sampler,
                 feats,
-                plan.n_tokens,
+                n_tokens,
                 params=params,
-                seeds=[window_seed(s, k) for s in seeds],
+                seeds=[window_seed(s, j + k * CHAIN_SEED_STRIDE) for k in ks for s in seeds],
                 prompt=prompt,
                 progress=on_step,
                 cancel=cancel,
             )
-            codes[:, :, plan.prompt_from : plan.token_end] = out.codes[:, :, plan.prompt_len :].to(
-                codes.device
-            )
-            done += steps[k]
+            batch = len(seeds)
+            for i, k in enumerate(ks):
+                plan = plans[k][j]
+                rows = out.codes[i * batch : (i + 1) * batch, :, plan.prompt_len : plan.n_tokens]
+                codes[k][:, :, plan.prompt_from : plan.token_end] = rows.to(codes[k].device)
+            done += n_steps
 
     def generate(
         self,
@@ -158,12 +204,15 @@ class Engine:
         start: float = 0.0,
         end: float | None = None,
         stride_segments: int = 1,
+        chains: int = 1,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> list[Take]:
         """Fresh audio for [start, end) of the clip (default: all of it), one take per seed, one batch.
 
         Generation starts at the 0.64 s segment boundary at or before `start`, as a fresh window.
+        `chains` > 1 cuts a long range into up to that many stretches generated side by side
+        (`engine.chains`: about 1/K of the decode steps, K - 1 crossfaded seams).
         """
         tl = self.tl
         end = clip.duration if end is None else end
@@ -175,14 +224,42 @@ class Engine:
         first_segment = min(int(start / tl.segment_seconds + 1e-9), last_segment)
         token0 = tl.segment_token(first_segment)
         n_tokens = tl.tokens_for(end)
-        plans = plan_windows(
-            tl, token0, n_tokens, clip.features.shape[0], stride_segments, fresh_segment=first_segment
-        )
-        codes = torch.full((len(seeds), self.cfg.n_codebooks, n_tokens), -1, dtype=torch.long)
-        self._run_windows(clip, codes, plans, params, seeds, progress, cancel)
+        n_segments = clip.features.shape[0]
+        parts = plan_chains(tl, first_segment, n_tokens, n_segments, chains)
+        plans = [
+            plan_windows(tl, c.token_start, c.token_end, n_segments, stride_segments, fresh_segment=c.segment)
+            for c in parts
+        ]
+        codes = [
+            torch.full((len(seeds), self.cfg.n_codebooks, n_tokens), -1, dtype=torch.long) for _ in parts
+        ]
+        self._run_chained(clip, codes, plans, params, seeds, progress, cancel)
         s0, s1 = tl.samples_for(start), tl.samples_for(end)
         span = _Span(start, end, stride_segments, token0, n_tokens, token0, s0, s1)
-        return [self._take(span, params, seed, codes[b]) for b, seed in enumerate(seeds)]
+        if len(parts) == 1:
+            return [self._take(span, params, seed, codes[0][b]) for b, seed in enumerate(seeds)]
+        wavs = [
+            np.stack([self.decode(rows[:, p.token_start : p.token_end]) for rows in c])
+            for c, p in zip(codes, parts, strict=True)
+        ]
+        audio = join_audio(tl, parts, wavs, n_tokens * tl.hop)
+        joined = join_codes(tl, parts, [c.numpy() for c in codes])
+        return [
+            Take(
+                model=self.name,
+                seed=seed,
+                params=params.to_dict(),
+                stride_segments=stride_segments,
+                start=start,
+                end=end,
+                token_start=token0,
+                codes=joined[b, :, token0:n_tokens],
+                sample_start=s0,
+                audio=audio[b, s0:s1],
+                extra={"chains": len(parts)},
+            )
+            for b, seed in enumerate(seeds)
+        ]
 
     def regenerate(
         self,

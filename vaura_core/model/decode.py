@@ -60,7 +60,7 @@ class FastDecoder:
 
     Valid while the model's weights do not change: it packs them when built (once per window).
     In float32 each RMSNorm weight, and the sqrt(dim) of its mean, are folded into the columns of the
-    projection after it, so a norm is four cheap kernels instead of `F.rms_norm`'s many.
+    projection after it, so a norm is a few cheap kernels instead of the many of `F.rms_norm` on a CPU.
     """
 
     def __init__(self, lm: FusionLM, cache: KVCache, video: Tensor) -> None:
@@ -76,8 +76,11 @@ class FastDecoder:
         # Video channels of every position the cache can hold: a step only slices this table.
         self.video = lm._video_at(video, 0, cache.max_len).to(self.dtype)
         self.rope = lm.rope(video.device)
-        self.embed = lm.embed_audio  # its projected table is cached by the model
         with torch.inference_mode():
+            # The model's projected table of every codebook's embeddings (one gather per step).
+            self.table = lm.embedding_table()
+            rows = lm.tok_embeddings[0].emb.num_embeddings
+            self.offsets = torch.arange(self.n_q, device=video.device) * rows
             self.layers = [self._pack(i, block) for i, block in enumerate(lm.layers)]
             heads = torch.cat([h.weight for h in lm.lm_heads])
             self.norm = None if self.fold else lm.norm.weight
@@ -113,15 +116,16 @@ class FastDecoder:
     def step(self, tokens: Tensor, pos: int) -> Tensor:
         """Logits (rows, Q, V) at position `pos` for the delayed tokens (rows, Q) at that position."""
         rows, h, d, dim = self.rows, self.n_head, self.head_dim, self.dim
-        audio = self.embed(tokens[:, :, None])[:, 0]  # (rows, latent)
-        x = torch.cat([self.video[:, pos], audio.to(self.dtype)], dim=-1)
+        audio = F.embedding(tokens + self.offsets, self.table).sum(dim=1)  # (rows, latent)
+        x = torch.cat([self.video[:, pos], audio], dim=-1)
         rope = self.rope[pos]  # (d / 2,) complex
         end = pos + 1
         for layer in self.layers:
             qkv = layer.wqkv.apply(self._norm(x, layer.attention_norm))  # (rows, 3 * dim)
             # q and k of every head: adjacent pairs as complex numbers, rotated in one product.
-            qk = torch.view_as_complex(qkv[:, : 2 * dim].float().reshape(rows, 2 * h, d // 2, 2))
-            qk = torch.view_as_real(qk * rope).reshape(rows, 2 * h, 1, d).to(self.dtype)
+            qk = qkv[:, : 2 * dim] if self.fold else qkv[:, : 2 * dim].float()
+            qk = torch.view_as_real(torch.view_as_complex(qk.reshape(rows, 2 * h, d // 2, 2)) * rope)
+            qk = qk.reshape(rows, 2 * h, 1, d) if self.fold else qk.reshape(rows, 2 * h, 1, d).to(self.dtype)
             layer.k.select(2, pos).copy_(qk[:, h:, 0])
             layer.v.select(2, pos).copy_(qkv[:, 2 * dim :].reshape(rows, h, d))
             out = F.scaled_dot_product_attention(
@@ -136,5 +140,5 @@ class FastDecoder:
                 gate, up = layer.w1.apply(hidden), layer.w3.apply(hidden)
             x = layer.w2.apply(F.silu(gate).mul_(up), residual=x)
         self.cache.length = end
-        logits = self.heads.apply(self._norm(x, self.norm))
-        return logits.view(rows, self.n_q, -1).float()
+        logits = self.heads.apply(self._norm(x, self.norm)).view(rows, self.n_q, -1)
+        return logits if self.fold else logits.float()

@@ -264,6 +264,16 @@ class FusionLM(nn.Module):
             for q in range(1, n_q):
                 audio = audio + self.tok_embeddings[q](tokens[:, q])
             return audio
+        table = self.embedding_table()
+        rows = self.tok_embeddings[0].emb.num_embeddings
+        offsets = torch.arange(n_q, device=tokens.device)[None, :, None] * rows
+        return F.embedding(tokens + offsets, table).sum(dim=1)
+
+    def embedding_table(self) -> Tensor:
+        """(Q * (V + 1), latent): every codebook's token table through its projection, stacked.
+
+        Kept between calls (rebuilt when a weight changes), for inference.
+        """
         embs = list(self.tok_embeddings)
         sources = [t for e in embs for t in (e.emb.weight, e.out_proj.weight, e.out_proj.bias)]
 
@@ -272,10 +282,7 @@ class FusionLM(nn.Module):
                 [F.linear(e.emb.weight, e.out_proj.weight[:, :, 0], e.out_proj.bias) for e in embs]
             )
 
-        table = self._derived.get("embeddings", sources, build)
-        rows = embs[0].emb.num_embeddings
-        offsets = torch.arange(n_q, device=tokens.device)[None, :, None] * rows
-        return F.embedding(tokens + offsets, table).sum(dim=1)
+        return self._derived.get("embeddings", sources, build)
 
     def head_logits(self, x: Tensor) -> Tensor:
         """(B, L, D) final hidden states -> (B, Q, L, V) logits of every codebook head."""

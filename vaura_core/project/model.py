@@ -68,6 +68,7 @@ class GenerationSettings:
     seed: int = 0  # used when seed_mode is "locked"
     variations: int = 1
     stride_segments: int = 1
+    chains: int = 1  # long clips as up to this many stretches side by side (engine.chains)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not MODEL_NAME.fullmatch(self.model):
@@ -81,6 +82,7 @@ class GenerationSettings:
         _check_int("seed", self.seed, 0, 2**63 - 1)
         _check_int("variations", self.variations, 1, 16)
         _check_int("stride", self.stride_segments, 1, 15)
+        _check_int("chains", self.chains, 1, 64)
 
     def sampling_kwargs(self) -> dict[str, float | int]:
         """Keyword arguments of `vaura_core.generation.sampling.SamplingParams`."""

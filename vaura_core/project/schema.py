@@ -149,6 +149,7 @@ def to_document(project: Project, folder: Path) -> dict[str, Any]:
             "seed": s.seed,
             "variations": s.variations,
             "stride_segments": s.stride_segments,
+            "chains": s.chains,
         },
         "lanes": {
             name: {"gain_db": lane.gain_db, "muted": lane.muted, "solo": lane.solo}
@@ -333,6 +334,8 @@ def _settings(f: Fields) -> GenerationSettings:
             seed=f.integer("seed", 0, 2**63 - 1),
             variations=f.integer("variations", 1, 16),
             stride_segments=f.integer("stride_segments", 1, 15),
+            # Absent from projects written before parallel chains existed: sequential, as then.
+            chains=f.integer("chains", 1, 64) if "chains" in f.value else 1,
         ),
     )
 

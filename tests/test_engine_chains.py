@@ -1,0 +1,102 @@
+"""Parallel chains: planning, joining audio and tokens, and whole-clip generation with K chains."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from tests.test_engine import TL, _clip, engine  # noqa: F401  (the module-scoped engine fixture)
+from vaura_core.engine.chains import OVERLAP_SEGMENTS, Chain, join_audio, join_codes, join_point, plan_chains
+from vaura_core.generation.sampling import SamplingParams
+
+PARAMS = SamplingParams(temperature=1.0, top_k=20, cfg_scale=3.0)
+
+
+@pytest.mark.parametrize("chains", [1, 2, 3, 4, 9])
+def test_chains_cover_the_range_and_overlap_by_a_segment(chains: int):
+    n_segments = TL.segments_for(10.0)
+    n_tokens = TL.tokens_for(10.0)
+    parts = plan_chains(TL, 0, n_tokens, n_segments, chains)
+    assert 1 <= len(parts) <= min(chains, n_segments // TL.cfg.window_segments)
+    assert parts[0].token_start == 0 and parts[-1].token_end == n_tokens
+    for a, b in itertools.pairwise(parts):
+        assert b.token_start == TL.segment_token(b.segment)
+        assert a.token_end == TL.segment_token(b.segment + OVERLAP_SEGMENTS)  # one segment of overlap
+        assert b.segment - a.segment >= TL.cfg.window_segments  # each stretch spans a window
+    for p in parts:
+        assert p.segment + TL.cfg.window_segments <= n_segments  # a whole window of video exists
+
+
+def test_a_short_range_stays_one_chain():
+    assert len(plan_chains(TL, 0, TL.tokens_for(3.0), TL.segments_for(3.0), 4)) == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        plan_chains(TL, 0, 100, 8, 0)
+
+
+def test_joined_audio_crossfades_in_the_middle_of_the_overlap():
+    parts = [Chain(0, 0, TL.segment_token(5)), Chain(4, TL.segment_token(4), TL.segment_token(8))]
+    n = parts[-1].token_end * TL.hop
+    a = np.full((1, parts[0].token_end * TL.hop), 2.0, np.float32)
+    b = np.full((1, (parts[1].token_end - parts[1].token_start) * TL.hop), 3.0, np.float32)
+    out = join_audio(TL, parts, [a, b], n)[0]
+    at, length = join_point(TL, *parts)
+    assert TL.segment_token(4) * TL.hop < at and at + length < TL.segment_token(5) * TL.hop
+    assert np.all(out[:at] == 2.0) and np.all(out[at + length :] == 3.0)
+    fade = out[at : at + length]
+    assert fade[0] == pytest.approx(2.0, rel=0.01) and fade[-1] == pytest.approx(3.0, rel=0.01)
+    mid = length // 2
+    assert fade[mid] == pytest.approx((2.0 + 3.0) * np.sqrt(0.5), rel=0.02)
+
+    codes = [np.zeros((1, 9, parts[-1].token_end), np.int64), np.ones((1, 9, parts[-1].token_end), np.int64)]
+    joined = join_codes(TL, parts, codes)[0]
+    switch = (at + length // 2) // TL.hop
+    assert not joined[:, :switch].any() and joined[:, switch:].all()
+
+
+def test_generation_with_chains_fills_the_clip_and_reproduces(engine):  # noqa: F811
+    clip = _clip(5.3, seed=6)  # 9 segments: two stretches
+    takes = engine.generate(clip, PARAMS, [1, 2], chains=2)
+    n = TL.tokens_for(5.3)
+    for t in takes:
+        assert t.extra == {"chains": 2}
+        assert len(t.audio) == round(5.3 * 44100) and np.isfinite(t.audio).all()
+        assert t.codes.shape == (9, n) and (t.codes >= 0).all()
+    assert not np.array_equal(takes[0].codes, takes[1].codes)
+    # One seed alone gives the same take as inside the batch.
+    again = engine.generate(clip, PARAMS, [2], chains=2)[0]
+    assert np.array_equal(again.codes, takes[1].codes) and np.array_equal(again.audio, takes[1].audio)
+    # The first stretch starts as the sequential generation does: same seed, same video, same window.
+    sequential = engine.generate(clip, PARAMS, [2])[0]
+    assert "chains" not in sequential.extra and not np.array_equal(sequential.codes, takes[1].codes)
+    assert np.array_equal(sequential.codes[:, : TL.window_tokens], takes[1].codes[:, : TL.window_tokens])
+
+
+def test_chains_run_their_windows_side_by_side(engine, monkeypatch):  # noqa: F811
+    """The schedule alone (the model is replaced): K chains need about 1/K of the decode steps."""
+    import torch
+
+    from vaura_core.engine import engine as engine_mod
+    from vaura_core.generation.generate import WindowResult
+
+    calls = []
+
+    def fake_window(lm, features, n_steps, *, params, seeds, prompt=None, progress=None, cancel=None):
+        calls.append((features.shape[0], n_steps, 0 if prompt is None else prompt.shape[-1], list(seeds)))
+        codes = torch.zeros(len(seeds), TL.cfg.n_codebooks, n_steps, dtype=torch.long)
+        if prompt is not None:
+            codes[..., : prompt.shape[-1]] = prompt
+        return WindowResult(codes, None, 0.0, n_steps)
+
+    monkeypatch.setattr(engine_mod, "generate_window", fake_window)
+    clip = _clip(10.0, seed=7)
+    steps = {}
+    for k in (1, 4):
+        calls.clear()
+        engine.generate(clip, PARAMS, [3, 4], chains=k)
+        steps[k] = sum(n - p for _, n, p, _ in calls)
+        if k == 4:
+            assert calls[0][0] == 8  # four stretches x two variations in one batch
+            assert len({s for *_, seeds in calls for s in seeds}) == sum(len(c[3]) for c in calls)
+    assert steps[4] < 0.4 * steps[1], steps
