@@ -3,11 +3,12 @@
 A decode step of a small model is almost all per-call overhead of eager PyTorch (vaura-tiny: about 250
 calls and 5 ms per step through the `nn.Module` path, for a few hundred kilobytes of arithmetic).
 `FastDecoder` computes the same function as `FusionLM.forward(tokens, video, start=pos, cache=cache,
-last_only=True)` for one position: weights are packed once per window (transposed or fused so each
-product is a single `mm`/`addmm`, residual adds folded into `addmm`), the per-position video channels
-are gathered for every position up front, and keys/values go into the same `KVCache` the prefill
-filled. Large weights on the CPU keep the `torch.mm(W, x.T)` form, which streams them faster
-(`lm.skinny_linear`); there the step is bound by memory traffic, not by calls.
+last_only=True)` for one position: small CPU weights are packed once per window (transposed, [w1; w3]
+fused, RMSNorm weights folded in, so each product is a single `mm`/`addmm` with the residual add
+inside), the per-position video channels are gathered for every position up front, and keys/values
+go into the same `KVCache` the prefill filled. Large weights (the released model) are used in place:
+copies would double the memory, and their steps are bound by memory traffic, not by calls; on a CPU
+they keep the `torch.mm(W, x.T)` form that streams them faster (`lm.skinny_linear`).
 """
 
 from __future__ import annotations
@@ -21,24 +22,31 @@ from torch import Tensor
 from vaura_core.model.lm import _SKINNY_MIN_WEIGHT, FusionLM, KVCache
 
 
+def _packable(w: Tensor) -> bool:
+    """Small CPU weights get packed copies (transposed, fused, norms folded in): they cost little
+    memory, and their steps are bound by calls. Large or GPU weights are used in place, never copied."""
+    return w.device.type == "cpu" and w.numel() < _SKINNY_MIN_WEIGHT
+
+
 @dataclass(frozen=True)
 class _Weight:
-    """A projection x @ W.T kept as W.T (contiguous, small weights) or as W (large weights on CPU)."""
+    """A projection x @ W.T: W.T packed contiguous (small CPU weights, `mm`/`addmm`), or W as it is."""
 
     tensor: Tensor
     transposed: bool
 
     @classmethod
     def of(cls, w: Tensor) -> _Weight:
-        if w.device.type == "cpu" and w.numel() >= _SKINNY_MIN_WEIGHT:
-            return cls(w, False)
-        return cls(w.t().contiguous(), True)
+        return cls(w.t().contiguous(), True) if _packable(w) else cls(w, False)
 
     def apply(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         if self.transposed:
             return torch.mm(x, self.tensor) if residual is None else torch.addmm(residual, x, self.tensor)
-        out = torch.mm(self.tensor, x.t()).t()  # column-major: later views want rows contiguous
-        return out.contiguous() if residual is None else residual + out
+        if self.tensor.device.type == "cpu":  # large: streams the weight faster (lm.skinny_linear)
+            out = torch.mm(self.tensor, x.t()).t().contiguous()  # later views want rows contiguous
+        else:
+            out = F.linear(x, self.tensor)
+        return out if residual is None else residual + out
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,8 @@ class FastDecoder:
         self.dim = cfg.model_dim
         self.eps = cfg.lm.norm_eps
         self.dtype = lm.norm.weight.dtype
-        self.fold = self.dtype == torch.float32
+        # Norm weights are folded into the (copied) projections only where those are packed.
+        self.fold = self.dtype == torch.float32 and _packable(lm.layers[0].attention.wqkv.weight)
         self.n_q = cfg.n_codebooks
         # Video channels of every position the cache can hold: a step only slices this table.
         self.video = lm._video_at(video, 0, cache.max_len).to(self.dtype)
@@ -82,9 +91,8 @@ class FastDecoder:
             rows = lm.tok_embeddings[0].emb.num_embeddings
             self.offsets = torch.arange(self.n_q, device=video.device) * rows
             self.layers = [self._pack(i, block) for i, block in enumerate(lm.layers)]
-            heads = torch.cat([h.weight for h in lm.lm_heads])
             self.norm = None if self.fold else lm.norm.weight
-            self.heads = _Weight.of(self._folded(heads, lm.norm.weight))
+            self.heads = _Weight.of(self._folded(lm.head_weight(), lm.norm.weight))
 
     def _folded(self, w: Tensor, norm: Tensor) -> Tensor:
         return w * (norm * self.dim**0.5)[None, :] if self.fold else w
@@ -93,7 +101,7 @@ class FastDecoder:
         ff = block.feed_forward
         attn_norm, ffn_norm = block.attention_norm.weight, block.ffn_norm.weight
         w1, w3 = self._folded(ff.w1.weight, ffn_norm), self._folded(ff.w3.weight, ffn_norm)
-        fuse = w1.numel() < _SKINNY_MIN_WEIGHT or w1.device.type != "cpu"
+        fuse = _packable(w1)
         return _Layer(
             attention_norm=None if self.fold else attn_norm,
             wqkv=_Weight.of(self._folded(block.attention.wqkv.weight, attn_norm)),

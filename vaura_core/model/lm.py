@@ -284,16 +284,19 @@ class FusionLM(nn.Module):
 
         return self._derived.get("embeddings", sources, build)
 
+    def head_weight(self) -> Tensor:
+        """(Q * V, D): the codebook heads stacked, kept between calls (rebuilt when one changes)."""
+        heads = list(self.lm_heads)
+        weights = [h.weight for h in heads]
+        return self._derived.get("heads", weights, lambda: torch.cat(weights))
+
     def head_logits(self, x: Tensor) -> Tensor:
         """(B, L, D) final hidden states -> (B, Q, L, V) logits of every codebook head."""
         if torch.is_grad_enabled():
             return torch.stack([head(x) for head in self.lm_heads], dim=1)
-        heads = list(self.lm_heads)
-        weight = self._derived.get(
-            "heads", [h.weight for h in heads], lambda: torch.cat([h.weight for h in heads])
-        )
+        weight = self.head_weight()
         b, n, _ = x.shape
-        return skinny_linear(x, weight).reshape(b, n, len(heads), -1).transpose(1, 2)
+        return skinny_linear(x, weight).reshape(b, n, len(self.lm_heads), -1).transpose(1, 2)
 
     def project_video(self, features: Tensor) -> Tensor:
         """(B, Tv, feat_dim) raw visual features -> (B, Tv, video_dim)."""
