@@ -122,7 +122,8 @@ def test_shifted_ground_truth_fails_the_50_ms_window():
 
 
 def test_shipped_model_makes_timed_sounds():
-    """vaura-tiny on fresh clips, scored like `vaura eval-sync`: it must keep what MODEL_CARD.md reports.
+    """vaura-tiny on fresh clips, scored like `vaura eval-sync`: it must keep what MODEL_CARD.md reports,
+    above all that its sounds follow the clip's own video far better than another clip's.
 
     The floors sit below the shipped weights' measurement on these exact clips and seeds (deterministic),
     with margin for float differences between machines.
@@ -130,11 +131,15 @@ def test_shipped_model_makes_timed_sounds():
     from vaura_core.weights.registry import DEFAULT_MODEL, ModelRegistry
 
     model = ModelRegistry().load(DEFAULT_MODEL)
-    report = evaluate_sync(model, DEFAULT_MODEL, count=2, seed=11, duration=2.56)
-    gen = report.generated
+    report = evaluate_sync(model, DEFAULT_MODEL, count=3, seed=11, duration=5.12)
+    gen, ctl = report.generated, report.control
     assert gen["detected_onsets"] > 0, report  # it makes sounds, not silence
-    assert gen["f1_100"] >= F1_100_FLOOR, report
-    assert report.ground_truth["f1_50"] >= 0.95, report  # the detector itself is sound
+    assert gen["f1_50"] >= F1_50_FLOOR, report
+    assert gen["f1_50"] >= ctl["f1_50"] + VIDEO_GAIN_FLOOR, report  # the picture decides the timing
+    assert report.ground_truth["f1_50"] >= 0.98, report  # the detector itself is sound
 
 
-F1_100_FLOOR = 0.25  # measured 0.417 on these two clips (2 x 2.56 s, seed 11)
+# Measured with the shipped weights on these three clips (3 x 5.12 s, seed 11): F1 +/-50 ms 0.458,
+# control (another clip's video) 0.042.
+F1_50_FLOOR = 0.3
+VIDEO_GAIN_FLOOR = 0.2
