@@ -78,3 +78,18 @@ def test_draw_is_torch_multinomial(shape: tuple[int, int]) -> None:
         assert torch.equal(draw(probs, mine), torch.multinomial(probs, 1, generator=theirs))
     # The streams stayed in step too: the next number drawn is the same.
     assert torch.equal(torch.rand(3, generator=mine), torch.rand(3, generator=theirs))
+
+
+def test_a_row_whose_prompt_ends_early_has_the_rest_generated():
+    model = random_lm(seed=13)
+    feats = random_features(model, 2, seed=5)
+    params = SamplingParams(temperature=0.9, top_k=20, cfg_scale=3.0)
+    prompt = torch.randint(0, model.cfg.vocab_size, (2, model.cfg.n_codebooks, 8))
+    ragged = prompt.clone()
+    ragged[1, :, 7] = -1  # row 1 knows 7 timesteps, row 0 all 8
+    out = generate_window(model, feats, 20, params=params, seeds=[4, 5], prompt=ragged)
+    assert torch.equal(out.codes[0, :, :8], prompt[0]) and torch.equal(out.codes[1, :, :7], prompt[1, :, :7])
+    assert (out.codes >= 0).all()
+    # Generation starts one column earlier, at the shorter prompt's end.
+    alone = generate_window(model, feats[:1], 20, params=params, seeds=[4], prompt=prompt[:1])
+    assert out.steps == alone.steps + 1

@@ -132,10 +132,12 @@ class Engine:
     ) -> None:
         """`_run_windows` for several chains (codes and plans per chain) advancing together.
 
-        Round j runs window j of every chain; chains whose window j has the same prompt length share
-        one batch, generating as many tokens as the longest of them (the extra ones are dropped: a
-        row's tokens never depend on how many follow). Window j of chain k samples with
-        `window_seed(seed, j + k * CHAIN_SEED_STRIDE)`, so one chain is the sequential generation.
+        Round j runs window j of every chain as one batch (fresh windows apart from continuing ones),
+        generating as many tokens as the longest (the extra ones are dropped: a row's tokens never
+        depend on how many follow). Prompts one token shorter than the others (segment starts round
+        to whole tokens) end in UNKNOWN, which `generate_window` generates. Window j of chain k
+        samples with `window_seed(seed, j + k * CHAIN_SEED_STRIDE)`, so one chain is the sequential
+        generation.
         """
         n_q = self.cfg.n_codebooks
         schedule: list[tuple[int, list[int]]] = []
@@ -143,11 +145,12 @@ class Engine:
             groups: dict[int, list[int]] = {}
             for k, chain_plans in enumerate(plans):
                 if j < len(chain_plans):
-                    groups.setdefault(chain_plans[j].prompt_len, []).append(k)
+                    groups.setdefault(chain_plans[j].prompt_len > 0, []).append(k)
             schedule += [(j, ks) for ks in groups.values()]
         lengths = [max(plans[k][j].n_tokens for k in ks) for j, ks in schedule]
         steps = [
-            n + n_q - plans[ks[0]][j].prompt_len - 1 for n, (j, ks) in zip(lengths, schedule, strict=True)
+            n + n_q - min(plans[k][j].prompt_len for k in ks) - 1
+            for n, (j, ks) in zip(lengths, schedule, strict=True)
         ]
         total, done = sum(steps), 0
         rounds = max(len(p) for p in plans)
@@ -166,9 +169,13 @@ class Engine:
             )
             prompt = None
             if first.prompt_len:
-                prompt = torch.cat(
-                    [codes[k][:, :, plans[k][j].token_start : plans[k][j].prompt_from] for k in ks]
-                )
+                width = max(plans[k][j].prompt_len for k in ks)
+                prompt = torch.full((len(ks) * len(seeds), n_q, width), -1, dtype=torch.long)
+                for i, k in enumerate(ks):
+                    w = plans[k][j]
+                    prompt[i * len(seeds) : (i + 1) * len(seeds), :, : w.prompt_len] = codes[k][
+                        :, :, w.token_start : w.prompt_from
+                    ]
 
             def on_step(i: int, _n: int, base: int = done, j: int = j) -> None:
                 if progress is None:

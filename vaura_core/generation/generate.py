@@ -76,7 +76,8 @@ def generate_window(
     """Generate (B, Q, n_steps) codes for one window, B = len(seeds).
 
     features: (1 or B, Tv, feat_dim) raw visual features of the window (Tv = 32 for the release).
-    prompt: optional (1 or B, Q, Tp) codes to continue from, Tp < n_steps; kept in the output.
+    prompt: optional (1 or B, Q, Tp) codes to continue from, Tp < n_steps; kept in the output. Rows
+    may end their prompt early with -1 (UNKNOWN) entries: those timesteps are generated for them.
     Each row b samples with its own generator seeded with seeds[b], so a row's codes do not depend on
     the other rows in the batch.
     """
@@ -108,7 +109,9 @@ def generate_window(
     # Unknown timesteps (-1) land on their pattern slots; every other slot is the special token.
     seq = build_delayed(codes, special)
     total = seq.shape[-1]
-    first = n_prompt + 1  # first column holding an unknown timestep
+    # First column holding an unknown timestep: after the timesteps every row knows.
+    known = (codes != UNKNOWN).all(dim=1).all(dim=0).long().cumprod(0).sum()
+    first = int(known) + 1
     generators = make_generators(list(seeds), device)
     cache = lm.new_cache(rows, total) if use_cache else None
     fast: FastDecoder | None = None
