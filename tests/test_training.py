@@ -212,3 +212,8 @@ def test_train_tiny_cli_rejects_bad_input(tmp_path, capsys):
     blocker.write_text("x")
     assert main(["train-tiny", "--out", str(blocker)]) == 2
     assert "not a folder" in capsys.readouterr().err
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), "--tower-steps", "0"]) == 2
+    assert "--tower-steps must be at least 1" in capsys.readouterr().err
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), "--clips", "9999"]) == 2
+    assert "--clips must be at most 9996" in capsys.readouterr().err
+    assert not (tmp_path / "m-work").exists()  # refused before anything was written

@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
         return fail("--minutes must be positive")
     if args.seed < 0:
         return fail("--seed must be >= 0")
-    if not 1 <= args.clips <= 10_000:
-        return fail("--clips must be between 1 and 10000")
+    if args.clips < 1:
+        return fail("--clips must be at least 1")
     for name in ("codec_steps", "tower_steps", "lm_steps"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -75,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from vaura_core.training.lm_train import LMTrainSettings
-    from vaura_core.training.tiny import train_tiny
+    from vaura_core.training.tiny import N_PROBE_CLIPS, SEEDS_PER_RUN, train_tiny
+
+    if args.clips > SEEDS_PER_RUN - N_PROBE_CLIPS:
+        return fail(f"--clips must be at most {SEEDS_PER_RUN - N_PROBE_CLIPS}")
 
     if args.device != "cpu" and not args.device.startswith("cuda"):
         return fail(f"{args.device}: unknown device (use cpu or cuda)")
