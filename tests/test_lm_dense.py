@@ -54,23 +54,25 @@ def _small_lm() -> lm.FusionLM:
     return lm.FusionLM(preset("test")).eval()
 
 
+def _inputs(model: lm.FusionLM, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    cfg = model.cfg
+    tokens = torch.randint(0, cfg.vocab_size + 1, (batch, cfg.n_codebooks, length))
+    return tokens, model.project_video(torch.randn(batch, cfg.lm.video_tokens, cfg.visual.dim))
+
+
 def test_inference_fast_paths_give_the_training_paths_logits() -> None:
     model = _small_lm()
-    cfg = model.cfg
-    tokens = torch.randint(0, cfg.vocab_size + 1, (2, cfg.n_codebooks, 30))
-    video = model.project_video(torch.randn(2, cfg.lm.video_tokens, cfg.visual.dim))
+    tokens, video = _inputs(model, 2, 30)
     with torch.enable_grad():
-        reference = model(tokens, video.detach())  # per-codebook modules, separate w1 and w3
+        reference = model(tokens, video.detach())  # per-codebook modules
     with torch.inference_mode():
-        fast = model(tokens, video)  # fused table, heads and [w1; w3]
+        fast = model(tokens, video)  # fused embedding table and heads
     torch.testing.assert_close(fast, reference.detach(), rtol=1e-5, atol=1e-5)
 
 
 def test_derived_tensors_follow_weight_updates() -> None:
     model = _small_lm()
-    cfg = model.cfg
-    tokens = torch.randint(0, cfg.vocab_size + 1, (1, cfg.n_codebooks, 12))
-    video = model.project_video(torch.randn(1, cfg.lm.video_tokens, cfg.visual.dim))
+    tokens, video = _inputs(model, 1, 12)
     with torch.inference_mode():
         before = model(tokens, video)
     other = _small_lm()

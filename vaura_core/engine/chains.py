@@ -1,11 +1,12 @@
 """Parallel chains: a long range generated as K independent stretches decoded side by side.
 
 Sequential generation is one chain: every window continues from the one before, so a 10 s clip is
-about 970 decode steps in a row. With K chains the range is cut at segment boundaries; each stretch
-starts with a fresh window and continues sequentially, and the K stretches advance together as one
-batch (a decode step of a small model costs nearly the same for 2 rows or 10), so the clip takes about
-1/K of the steps. The price is K - 1 seams where a stretch did not hear the audio before it: each
-stretch runs one segment (0.64 s) into the next, and the two are joined with an equal-power crossfade
+966 decode steps in a row. With K chains the range is cut at segment boundaries; each stretch starts
+with a fresh window and continues sequentially, and the K stretches advance together as one batch
+(for a small model a step's cost grows far less than its rows: measured 2.9 ms for 2 rows, 4.2 ms
+for 8, under load), so the 10 s clip takes 545 steps with K = 2 and 293 with K = 4.
+The price is K - 1 seams where a stretch did not hear the audio before it: each stretch
+runs one segment (0.64 s) into the next, and the two are joined with an equal-power crossfade
 in the middle of that overlap, away from the decoder's edges.
 """
 

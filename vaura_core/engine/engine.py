@@ -219,7 +219,7 @@ class Engine:
 
         Generation starts at the 0.64 s segment boundary at or before `start`, as a fresh window.
         `chains` > 1 cuts a long range into up to that many stretches generated side by side
-        (`engine.chains`: about 1/K of the decode steps, K - 1 crossfaded seams).
+        (`engine.chains`: fewer, wider decode steps; K - 1 crossfaded seams).
         """
         tl = self.tl
         end = clip.duration if end is None else end

@@ -160,18 +160,10 @@ class FeedForward(nn.Module):
         self.w1 = Dense(dim, hidden, bias=False)
         self.w3 = Dense(dim, hidden, bias=False)
         self.w2 = Dense(hidden, dim, bias=False)
-        self._derived = DerivedTensors()
 
     def forward(self, x: Tensor) -> Tensor:
-        w1, w3 = self.w1.weight, self.w3.weight
-        if torch.is_grad_enabled() or w1.numel() >= _SKINNY_MIN_WEIGHT:
-            return self.w2(F.silu(self.w1(x)) * self.w3(x))
-        # Inference with small weights: a decode step is mostly per-call overhead, so one product
-        # with [w1; w3] instead of two. (Large weights are bound by memory traffic, which fusing
-        # does not reduce, and a concatenated copy would double their memory.)
-        w13 = self._derived.get("w13", [w1, w3], lambda: torch.cat([w1, w3]))
-        gate, up = skinny_linear(x, w13).split(w1.shape[0], dim=-1)
-        return self.w2(F.silu(gate) * up)
+        # Decode steps, where fusing [w1; w3] pays, go through `decode.FastDecoder` instead.
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
 class TransformerBlock(nn.Module):

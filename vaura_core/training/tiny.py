@@ -13,7 +13,8 @@ import logging
 import math
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,16 @@ def _encode_clips(codec: Codec, cfg: VAuraConfig, clips: Sequence[ClipData]) -> 
         wave = torch.from_numpy(padded_audio(cfg, clip))
         out.append(codec.encode(wave, cfg.codec.sample_rate)[0].to(torch.int16))
     return out
+
+
+@contextmanager
+def _threads_beside(threads: int, stream: StreamSettings) -> Iterator[None]:
+    """Leave one core per rendering worker: the trainer's torch threads, restored afterwards."""
+    torch.set_num_threads(max(1, threads - stream.workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def train_tiny(
@@ -234,8 +245,10 @@ def train_tiny(
         log.info("reusing the pretrained visual tower in %s", tower_file)
     else:
         seconds = max(30.0, (left() - RESERVE_SECONDS) * TOWER_SHARE)
-        torch.set_num_threads(max(1, threads - TOWER_STREAM.workers))
-        with ClipStream(cfg, None, stream_seeds[::-1], clip_seconds, TOWER_STREAM) as stream:
+        with (
+            _threads_beside(threads, TOWER_STREAM),
+            ClipStream(cfg, None, stream_seeds[::-1], clip_seconds, TOWER_STREAM) as stream,
+        ):
             res_tower = pretrain_tower(
                 model,
                 stream,
@@ -243,7 +256,6 @@ def train_tiny(
                 seed=seed,
                 settings=tower_settings,
             )
-        torch.set_num_threads(threads)
         head, n_tower, tower_seconds = res_tower.head, res_tower.steps, res_tower.seconds
         tower_history = res_tower.history
         state = {"tower": model.visual_feature_extractor.state_dict(), "head": head.state_dict()}
@@ -254,8 +266,10 @@ def train_tiny(
     # 4. Visual tower + transformer, on fresh clips rendered and encoded while they train.
     probe = probe_windows(cfg, Codec.from_state_dict(cfg.codec, codec_state), seed, clip_seconds)
     lm_seconds_budget = max(60.0, left() - RESERVE_SECONDS / 3)
-    torch.set_num_threads(max(1, threads - stream_settings.workers))
-    with ClipStream(cfg, codec_state, stream_seeds, clip_seconds, stream_settings) as stream:
+    with (
+        _threads_beside(threads, stream_settings),
+        ClipStream(cfg, codec_state, stream_seeds, clip_seconds, stream_settings) as stream,
+    ):
         res_lm = train_lm(
             model,
             stream,
@@ -267,7 +281,6 @@ def train_tiny(
             aux_head=head if lm_settings.aux_weight > 0 else None,
         )
         stream_clips = stream.clips_used(res_lm.steps)
-    torch.set_num_threads(threads)
 
     # 5. Write the model folder.
     report = TinyTrainingReport(
