@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from vaura_core.model.config import preset
 from vaura_core.model.lm import FusionLM
 
 
-def random_lm(seed: int = 0, std: float = 0.2) -> FusionLM:
+def random_lm(seed: int = 0, std: float = 0.2, lookahead: int = 0) -> FusionLM:
     """A `test`-preset FusionLM with weights large enough to give peaked, input-dependent logits."""
     torch.manual_seed(seed)
-    lm = FusionLM(preset("test")).eval()
+    cfg = preset("test")
+    cfg = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_lookahead=lookahead))
+    lm = FusionLM(cfg).eval()
     with torch.no_grad():
         for p in lm.parameters():
             p.normal_(0.0, std)

@@ -1,5 +1,7 @@
 """Cached vs uncached decoding, CFG, prompts, seeds, sampling filters, progress and cancel."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from tests.lm_fixtures import random_features, random_lm
 from vaura_core.errors import Cancelled
 from vaura_core.generation.generate import CancelToken, generate_window
 from vaura_core.generation.sampling import SamplingParams, sample_row, top_k_filter
+from vaura_core.model.config import preset
 
 STEPS = 40
 
@@ -32,6 +35,32 @@ def test_cached_equals_uncached(lm, cfg_scale, prompt_len):
     if prompt is not None:
         assert torch.equal(cached.codes[..., :prompt_len], prompt)
     assert cached.codes.min() >= 0 and cached.codes.max() < lm.cfg.vocab_size
+
+
+def test_lookahead_gives_each_position_a_later_visual_token_in_every_path():
+    lm = random_lm(seed=5, lookahead=1)
+    video = torch.randn(1, lm.cfg.lm.video_tokens, lm.cfg.lm.video_dim)
+    r, tv = lm.cfg.lm.tokens_per_video_token, lm.cfg.lm.video_tokens
+    got = lm._video_at(video, 0, tv * r + 3)
+    for p in (0, r - 1, r, 5 * r + 2, (tv - 1) * r - 1):
+        assert torch.equal(got[0, p], video[0, p // r + 1])
+    # the last token's positions and beyond look past the window: the learned "no video" embedding
+    assert torch.equal(got[0, (tv - 1) * r :], lm.empty_video_emb[0].expand(r + 3, -1))
+    feats = random_features(lm, batch=2)
+    params = SamplingParams(temperature=1.0, top_k=30, cfg_scale=3.0)
+    cached = generate_window(lm, feats, STEPS, params=params, seeds=[3, 4])
+    oracle = generate_window(lm, feats, STEPS, params=params, seeds=[3, 4], use_cache=False)
+    assert torch.equal(cached.codes, oracle.codes)
+    plain = random_lm(seed=5)
+    assert not torch.equal(generate_window(plain, feats, STEPS, params=params, seeds=[3, 4]).codes, cached.codes)
+
+
+def test_lookahead_must_stay_inside_the_window():
+    cfg = preset("test")
+    with pytest.raises(ValueError, match="video_lookahead"):
+        dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_lookahead=-1))
+    with pytest.raises(ValueError, match="video_lookahead"):
+        dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_lookahead=cfg.lm.video_tokens))
 
 
 def test_logits_depend_on_video_and_guidance(lm):

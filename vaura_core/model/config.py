@@ -92,6 +92,10 @@ class LMConfig:
     multiple_of: int = 256
     video_tokens: int = 32  # visual tokens per window (4 segments x 8)
     tokens_per_video_token: int = 7  # sequence positions per visual token
+    # Visual tokens a position looks ahead. The original (0) gives position p token p // 7, so an
+    # impact in a tubelet's first frame is seen only after the position that must predict its onset;
+    # 1 gives each position the tubelet its next audio token falls in. Checkpoints without it are 0.
+    video_lookahead: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,8 @@ class VAuraConfig:
             raise ValueError(f"lm.video_tokens must be {expected} (window_segments x tokens/segment)")
         if self.window_tokens + self.n_codebooks > self.lm.block_size:
             raise ValueError("block_size too small for one window plus the codebook delays")
+        if not 0 <= self.lm.video_lookahead < self.lm.video_tokens:
+            raise ValueError(f"lm.video_lookahead must be 0 to {self.lm.video_tokens - 1}")
 
     # --- serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -200,7 +206,7 @@ PRESETS: dict[str, VAuraConfig] = {
     "tiny": VAuraConfig(
         name="vaura-tiny",
         visual=VisualConfig(img_size=64, patch_size=16, dim=96, depth=2, heads=2),
-        lm=LMConfig(n_layer=4, n_head=4, video_dim=64, multiple_of=32),
+        lm=LMConfig(n_layer=4, n_head=4, video_dim=64, multiple_of=32, video_lookahead=1),
         codec=CodecConfig(encoder_dim=4, decoder_dim=64, codebook_size=128),
     ),
 }

@@ -311,9 +311,10 @@ class FusionLM(nn.Module):
         )
 
     def _video_at(self, video: Tensor, start: int, n: int) -> Tensor:
-        """Video channels for positions [start, start + n): token p // r, or empty past the last."""
+        """Video channels for positions [start, start + n): token p // r + lookahead, or empty past
+        the last."""
         r = self.cfg.lm.tokens_per_video_token
-        idx = torch.arange(start, start + n, device=video.device) // r
+        idx = torch.arange(start, start + n, device=video.device) // r + self.cfg.lm.video_lookahead
         valid = idx < video.shape[1]
         picked = video[:, idx.clamp(max=video.shape[1] - 1)]
         empty = self.empty_video_emb.to(video.dtype).expand(video.shape[0], n, -1)
