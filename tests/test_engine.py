@@ -64,7 +64,9 @@ def engine():
     model.device = torch.device("cpu")
 
     class FakeCodec:  # a deterministic stand-in decoder: token value -> constant block of samples
-        def decode(self, codes):
+        hop_length, decode_overlap, device = 512, 0, torch.device("cpu")
+
+        def decode(self, codes, chunk_tokens=None):
             return codes[:, 0].float().repeat_interleave(512, dim=-1) / CFG.vocab_size
 
     model.audio_encoder = FakeCodec()

@@ -86,7 +86,7 @@ def test_chains_run_their_windows_side_by_side(engine, monkeypatch):  # noqa: F8
         calls.append((features.shape[0], n_steps, 0 if prompt is None else prompt.shape[-1], list(seeds)))
         codes = torch.zeros(len(seeds), TL.cfg.n_codebooks, n_steps, dtype=torch.long)
         if prompt is not None:
-            codes[..., : prompt.shape[-1]] = prompt
+            codes[..., : prompt.shape[-1]] = prompt.clamp(min=0)  # a prompt's -1 entries are generated
         return WindowResult(codes, None, 0.0, n_steps)
 
     monkeypatch.setattr(engine_mod, "generate_window", fake_window)

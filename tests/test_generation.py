@@ -8,7 +8,13 @@ import torch
 from tests.lm_fixtures import random_features, random_lm
 from vaura_core.errors import Cancelled
 from vaura_core.generation.generate import CancelToken, generate_window
-from vaura_core.generation.sampling import SamplingParams, sample_row, top_k_filter
+from vaura_core.generation.sampling import (
+    SamplingParams,
+    make_generators,
+    sample,
+    sample_row,
+    top_k_filter,
+)
 from vaura_core.model.config import preset
 
 STEPS = 40
@@ -104,6 +110,38 @@ def test_top_k_filter_keeps_k_largest():
     torch.testing.assert_close(out.sum(-1), torch.ones(3))
     top = probs.topk(5, -1).indices
     assert (out.gather(-1, top) > 0).all()
+
+
+def _reference_row(logits, params, g):
+    """The original's sampling of one (Q, V) row: softmax, filter, renormalise, torch.multinomial."""
+    probs = torch.softmax(logits / params.temperature, dim=-1)
+    if params.top_p > 0:
+        sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+        cum = torch.cumsum(sorted_probs, dim=-1)
+        sorted_probs = torch.where(cum - sorted_probs > params.top_p, 0.0, sorted_probs)
+        sorted_probs = sorted_probs / sorted_probs.sum(dim=-1, keepdim=True)
+        return order.gather(-1, torch.multinomial(sorted_probs, 1, generator=g))[:, 0]
+    if 0 < params.top_k < probs.shape[-1]:
+        kth = torch.topk(probs, params.top_k, dim=-1).values[..., -1:]
+        probs = torch.where(probs < kth, torch.zeros_like(probs), probs)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return torch.multinomial(probs, 1, generator=g)[:, 0]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [SamplingParams(), SamplingParams(temperature=1.3, top_k=0), SamplingParams(top_k=0, top_p=0.9)],
+)
+def test_batched_sampling_draws_each_row_as_the_original_would_alone(params):
+    logits = torch.randn(3, 9, 1025) * 3
+    seeds = [7, 8, 9]
+    mine, theirs = (make_generators(seeds, torch.device("cpu")) for _ in range(2))
+    for _ in range(4):  # later draws too: each row's random stream advances as if it were alone
+        got = sample(logits, params, mine)
+        want = torch.stack([_reference_row(logits[b], params, theirs[b]) for b in range(3)])
+        assert torch.equal(got, want)
+    with pytest.raises(ValueError, match="generators"):
+        sample(logits, params, make_generators(seeds[:2], torch.device("cpu")))
 
 
 def _draws(logits, params, n=4000):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor
 
 from vaura_core.engine.chains import CHAIN_SEED_STRIDE, join_audio, join_codes, plan_chains
+from vaura_core.engine.overlap import BackgroundDecode
 from vaura_core.engine.splice import splice
 from vaura_core.engine.timeline import Timeline, WindowPlan, plan_windows
 from vaura_core.generation.generate import CancelToken, generate_window
@@ -129,6 +131,7 @@ class Engine:
         seeds: list[int],
         progress: ProgressCallback | None,
         cancel: CancelToken | None,
+        on_final: Callable[[int, int], None] | None = None,
     ) -> None:
         """`_run_windows` for several chains (codes and plans per chain) advancing together.
 
@@ -137,7 +140,7 @@ class Engine:
         depend on how many follow). Prompts one token shorter than the others (segment starts round
         to whole tokens) end in UNKNOWN, which `generate_window` generates. Window j of chain k
         samples with `window_seed(seed, j + k * CHAIN_SEED_STRIDE)`, so one chain is the sequential
-        generation.
+        generation. `on_final(k, t)` hears that chain k's tokens before t will not change again.
         """
         n_q = self.cfg.n_codebooks
         schedule: list[tuple[int, list[int]]] = []
@@ -200,6 +203,8 @@ class Engine:
                 plan = plans[k][j]
                 rows = out.codes[i * batch : (i + 1) * batch, :, plan.prompt_len : plan.n_tokens]
                 codes[k][:, :, plan.prompt_from : plan.token_end] = rows.to(codes[k].device)
+                if on_final is not None:
+                    on_final(k, plan.token_end)
             done += n_steps
 
     def generate(
@@ -240,15 +245,31 @@ class Engine:
         codes = [
             torch.full((len(seeds), self.cfg.n_codebooks, n_tokens), -1, dtype=torch.long) for _ in parts
         ]
-        self._run_chained(clip, codes, plans, params, seeds, progress, cancel)
+        # Each chain's audio is decoded while later windows are generated (`engine.overlap`).
+        with ExitStack() as stack:
+            decoders = [
+                stack.enter_context(
+                    BackgroundDecode(self.model.audio_encoder, c[:, :, p.token_start : p.token_end])
+                )
+                for c, p in zip(codes, parts, strict=True)
+            ]
+            self._run_chained(
+                clip,
+                codes,
+                plans,
+                params,
+                seeds,
+                progress,
+                cancel,
+                on_final=lambda k, t: decoders[k].advance(t - parts[k].token_start),
+            )
+            wavs = [d.result() for d in decoders]
         s0, s1 = tl.samples_for(start), tl.samples_for(end)
         span = _Span(start, end, stride_segments, token0, n_tokens, token0, s0, s1)
-        if len(parts) == 1:
-            return [self._take(span, params, seed, codes[0][b]) for b, seed in enumerate(seeds)]
-        wavs = [
-            np.stack([self.decode(rows[:, p.token_start : p.token_end]) for rows in c])
-            for c, p in zip(codes, parts, strict=True)
-        ]
+        if len(parts) == 1:  # parts[0] starts at token0, as the span's decoding
+            return [
+                self._take(span, params, seed, codes[0][b], wav=wavs[0][b]) for b, seed in enumerate(seeds)
+            ]
         audio = join_audio(tl, parts, wavs, n_tokens * tl.hop)
         joined = join_codes(tl, parts, [c.numpy() for c in codes])
         return [
@@ -309,10 +330,14 @@ class Engine:
         span = _Span(start, end, stride_segments, p0, p1, d0, a, b, fade_in=s0 - a, fade_out=b - s1)
         return [self._take(span, params, seed, codes[i, :, :d1]) for i, seed in enumerate(seeds)]
 
-    def _take(self, span: _Span, params: SamplingParams, seed: int, codes: Tensor) -> Take:
-        """Decode tokens [span.decode_from, len) and cut the take's samples out of the result."""
+    def _take(
+        self, span: _Span, params: SamplingParams, seed: int, codes: Tensor, wav: np.ndarray | None = None
+    ) -> Take:
+        """Decode tokens [span.decode_from, len) (unless `wav` holds them) and cut the take's samples
+        out of the result."""
         hop = self.tl.hop
-        wav = self.decode(codes[:, span.decode_from :])
+        if wav is None:
+            wav = self.decode(codes[:, span.decode_from :])
         return Take(
             model=self.name,
             seed=seed,

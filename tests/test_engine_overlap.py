@@ -1,0 +1,86 @@
+"""Decoding finished tokens on a worker thread while later ones are generated (`engine.overlap`)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from tests.test_codec import SMALL, weight_normed_dac
+from vaura_core.engine.overlap import BackgroundDecode
+from vaura_core.model.codec import Codec
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return Codec.from_state_dict(SMALL, weight_normed_dac(SMALL, seed=3).state_dict())
+
+
+def _codes(codec: Codec, n: int, batch: int = 2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(n)
+    return torch.randint(0, codec.cfg.codebook_size, (batch, codec.cfg.n_codebooks, n), generator=g)
+
+
+@pytest.mark.parametrize("steps", [[55, 110, 165, 220, 300], [300], [40, 41, 299, 300]])
+def test_pieces_decoded_as_tokens_become_final_give_the_whole_decode(codec: Codec, steps: list[int]):
+    full = _codes(codec, 300)
+    filling = torch.full_like(full, -1)
+    with BackgroundDecode(codec, filling, min_piece=32) as bg:
+        done = 0
+        for final in steps:  # as generation writes window after window
+            filling[..., done:final] = full[..., done:final]
+            bg.advance(final)
+            done = final
+        audio = bg.result()
+    want = codec.decode(full, chunk_tokens=None).numpy()
+    assert audio.shape == want.shape
+    # each piece reads the decoder's whole reach of final tokens on both sides
+    torch.testing.assert_close(torch.from_numpy(audio), torch.from_numpy(want), rtol=1e-4, atol=1e-5)
+
+
+def test_pieces_start_before_the_end_and_never_read_unfinished_tokens(codec: Codec):
+    full = _codes(codec, 400, batch=1)
+    filling = torch.full_like(full, -1)
+    with BackgroundDecode(codec, filling, min_piece=64) as bg:
+        filling[..., :200] = full[..., :200]
+        bg.advance(200)
+        assert bg.decoded == 200 - codec.decode_overlap  # queued while tokens 200.. are still unknown
+        bg.advance(210)  # too little new for a piece of its own
+        assert bg.decoded == 200 - codec.decode_overlap
+        with pytest.raises(RuntimeError, match="not all generated"):
+            bg.result()  # the caller broke its promise: tokens 200.. are still -1
+
+
+def test_leaving_early_drops_queued_pieces(codec: Codec, monkeypatch: pytest.MonkeyPatch):
+    calls: list[int] = []
+    decode = codec.decode
+
+    def slow_decode(tokens: torch.Tensor, **kw) -> torch.Tensor:
+        calls.append(tokens.shape[-1])
+        time.sleep(0.05)
+        return decode(tokens, **kw)
+
+    monkeypatch.setattr(codec, "decode", slow_decode)
+
+    def cancelled_generation() -> None:
+        with BackgroundDecode(codec, _codes(codec, 600, batch=1), min_piece=16) as bg:
+            for final in range(100, 600, 50):
+                bg.advance(final)
+            assert len(bg._pending) == 10
+            raise KeyboardInterrupt  # a cancel mid-generation: nothing waits for the rest
+
+    with pytest.raises(KeyboardInterrupt):
+        cancelled_generation()
+    assert 1 <= len(calls) < 10  # the running piece finished, the queued ones were dropped
+
+
+def test_a_rows_samples_do_not_depend_on_the_other_rows(codec: Codec):
+    full = _codes(codec, 260, batch=3)
+    with BackgroundDecode(codec, full, min_piece=64) as bg:
+        bg.advance(150)
+        batch = bg.result()
+    with BackgroundDecode(codec, full[1:2], min_piece=64) as bg:
+        bg.advance(150)
+        alone = bg.result()
+    assert (batch[1] == alone[0]).all()  # bit for bit: a seed gives the same take in any batch

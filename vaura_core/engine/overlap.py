@@ -1,0 +1,85 @@
+"""Codec decoding on a worker thread while generation goes on.
+
+Generation fills a clip's tokens window by window, and once a window is done its tokens never change.
+`BackgroundDecode` decodes each finished stretch as soon as the decoder's context around it is final,
+so by the time the last window is sampled most of the audio exists. The decoder is convolutional with
+a finite reach: a stretch decoded with that many final tokens on each side is what decoding the whole
+sequence gives there (up to float rounding, as `Codec.decode`'s own chunks). A small model's decode
+steps are bound by per-call overhead and leave the second core mostly idle; the codec's long
+convolutions use it.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+
+import numpy as np
+from torch import Tensor
+
+from vaura_core.model.codec import Codec
+
+MIN_PIECE_TOKENS = 128  # smaller pieces spend too much of their time on the decoder's context
+
+
+class BackgroundDecode:
+    """The audio of (B, Q, T) `codes`, decoded piece by piece as their tokens become final.
+
+    `advance(n)` promises that tokens [0, n) will not change again; `result()` waits for the pieces,
+    decodes the rest and returns (B, T * hop) float32 samples. Pieces copy their tokens when they are
+    queued, so the caller may keep writing later tokens into `codes`. Use it as a context manager:
+    leaving early (an error, a cancel) drops the queued pieces and waits for the running one.
+    """
+
+    def __init__(self, codec: Codec, codes: Tensor, min_piece: int = MIN_PIECE_TOKENS) -> None:
+        if codes.dim() != 3:
+            raise ValueError(f"codes must be (batch, codebooks, time), got shape {tuple(codes.shape)}")
+        self.codec = codec
+        self.codes = codes
+        self.n_tokens = codes.shape[-1]
+        self.reach = codec.decode_overlap
+        self.min_piece = max(1, int(min_piece))
+        self.hop = codec.hop_length
+        self.out = np.zeros((codes.shape[0], self.n_tokens * self.hop), dtype=np.float32)
+        self.decoded = 0  # tokens [0, decoded) are queued or done
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaura-decode")
+        self._pending: list[Future[None]] = []
+
+    def __enter__(self) -> BackgroundDecode:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def advance(self, final: int) -> None:
+        """Tokens [0, final) are final: queue every piece whose decoder context lies inside them."""
+        final = min(int(final), self.n_tokens)
+        stop = self.n_tokens if final == self.n_tokens else final - self.reach
+        if stop - self.decoded >= self.min_piece or (stop == self.n_tokens > self.decoded):
+            self._queue(self.decoded, stop)
+
+    def result(self) -> np.ndarray:
+        """All samples: the queued pieces, then the rest decoded now (every token must be final)."""
+        if self.decoded < self.n_tokens:
+            self._queue(self.decoded, self.n_tokens)
+        for piece in self._pending:
+            piece.result()  # re-raises a worker's error here
+        return self.out
+
+    def _queue(self, start: int, stop: int) -> None:
+        lo, hi = max(0, start - self.reach), min(self.n_tokens, stop + self.reach)
+        tokens = self.codes[..., lo:hi].clone()
+        if int(tokens.min()) < 0:
+            raise RuntimeError(f"tokens {lo}..{hi} are not all generated yet")
+        self.decoded = stop
+        self._pending.append(self._pool.submit(self._decode, tokens, start - lo, start, stop))
+
+    def _decode(self, tokens: Tensor, skip: int, start: int, stop: int) -> None:
+        # Row by row: a convolution's rounding may depend on the batch size, and a take must be the
+        # same samples whether its seed was generated alone or among variations.
+        for b in range(tokens.shape[0]):
+            wav = self.codec.decode(tokens[b : b + 1].to(self.codec.device), chunk_tokens=None)
+            keep = wav[0, skip * self.hop : (skip + stop - start) * self.hop]
+            self.out[b, start * self.hop : stop * self.hop] = keep.float().cpu().numpy()
