@@ -26,3 +26,4 @@ def test_clip_bench_reports_each_stage(tmp_path, capsys):
     assert set(res["stages"]) == {"decode", "features", "generation", "codec", "export"}
     assert 0.9 * res["total_s"] <= sum(res["stages"].values()) <= res["total_s"]
     assert res["clip_seconds"] == 1.0
+    assert 0 <= res["codec_overlapped_s"] < res["total_s"]

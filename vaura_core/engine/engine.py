@@ -219,12 +219,15 @@ class Engine:
         chains: int = 1,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        timings: dict[str, float] | None = None,
     ) -> list[Take]:
         """Fresh audio for [start, end) of the clip (default: all of it), one take per seed, one batch.
 
         Generation starts at the 0.64 s segment boundary at or before `start`, as a fresh window.
         `chains` > 1 cuts a long range into up to that many stretches generated side by side
-        (`engine.chains`: fewer, wider decode steps; K - 1 crossfaded seams).
+        (`engine.chains`: fewer, wider decode steps; K - 1 crossfaded seams). `timings`, when given,
+        gets "codec_busy" (codec decoding, mostly during generation) and "codec_wait" (the part
+        generation did not hide) added, in seconds.
         """
         tl = self.tl
         end = clip.duration if end is None else end
@@ -264,6 +267,9 @@ class Engine:
                 on_final=lambda k, t: decoders[k].advance(t - parts[k].token_start),
             )
             wavs = [d.result() for d in decoders]
+            if timings is not None:
+                for key, what in (("codec_busy", "busy_s"), ("codec_wait", "wait_s")):
+                    timings[key] = timings.get(key, 0.0) + sum(getattr(d, what) for d in decoders)
         s0, s1 = tl.samples_for(start), tl.samples_for(end)
         span = _Span(start, end, stride_segments, token0, n_tokens, token0, s0, s1)
         if len(parts) == 1:  # parts[0] starts at token0, as the span's decoding

@@ -11,6 +11,7 @@ convolutions use it.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
@@ -44,6 +45,8 @@ class BackgroundDecode:
         self.decoded = 0  # tokens [0, decoded) are queued or done
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaura-decode")
         self._pending: list[Future[None]] = []
+        self.busy_s = 0.0  # worker time spent decoding
+        self.wait_s = 0.0  # time `result` waited: the decoding generation did not hide
 
     def __enter__(self) -> BackgroundDecode:
         return self
@@ -62,10 +65,12 @@ class BackgroundDecode:
 
     def result(self) -> np.ndarray:
         """All samples: the queued pieces, then the rest decoded now (every token must be final)."""
+        t0 = time.perf_counter()
         if self.decoded < self.n_tokens:
             self._queue(self.decoded, self.n_tokens)
         for piece in self._pending:
             piece.result()  # re-raises a worker's error here
+        self.wait_s += time.perf_counter() - t0
         return self.out
 
     def _queue(self, start: int, stop: int) -> None:
@@ -79,7 +84,9 @@ class BackgroundDecode:
     def _decode(self, tokens: Tensor, skip: int, start: int, stop: int) -> None:
         # Row by row: a convolution's rounding may depend on the batch size, and a take must be the
         # same samples whether its seed was generated alone or among variations.
+        t0 = time.perf_counter()
         for b in range(tokens.shape[0]):
             wav = self.codec.decode(tokens[b : b + 1].to(self.codec.device), chunk_tokens=None)
             keep = wav[0, skip * self.hop : (skip + stop - start) * self.hop]
             self.out[b, start * self.hop : stop * self.hop] = keep.float().cpu().numpy()
+        self.busy_s += time.perf_counter() - t0
