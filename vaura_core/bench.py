@@ -234,7 +234,7 @@ def run_clip_bench(
     log("generating…")
     t0 = time.perf_counter()
     codec: dict[str, float] = {}
-    take = engine.generate(feats, params, [seed], chains=chains, timings=codec)
+    take = engine.generate(feats, params, [seed], chains=chains, timings=codec)[0]
     _sync(device)
     # The codec decodes finished windows while later ones generate; only its wait at the end adds.
     stages["generation"] = time.perf_counter() - t0 - codec["codec_wait"]
