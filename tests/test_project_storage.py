@@ -108,6 +108,22 @@ def test_parallel_chains_are_kept_and_older_documents_mean_one(project: Project,
     assert report.ok and older.settings.chains == 1
 
 
+def test_a_takes_chains_are_kept_and_older_takes_were_sequential(project: Project, tmp_path: Path) -> None:
+    folder = save_as(project, tmp_path / "Takes.vaura")
+    doc = json.loads((folder / "project.json").read_text(encoding="utf-8"))
+    takes = doc["takes"]
+    first, second = takes[0], takes[1]
+    assert first["chains"] == 1  # written for every take
+    first["chains"] = 3
+    del second["chains"]  # as saved before parallel chains existed
+    (folder / "project.json").write_text(json.dumps(doc), encoding="utf-8")
+    loaded, report = load(folder)
+    assert report.ok
+    assert loaded.takes[first["id"]].chains == 3 and loaded.takes[first["id"]].record()["chains"] == 3
+    assert loaded.takes[second["id"]].chains == 1
+    assert loaded.takes[first["id"]].to_engine().chains == 3
+
+
 def test_take_files_are_written_once_and_dropped_takes_cleaned_up(project: Project, tmp_path: Path) -> None:
     folder = save_as(project, tmp_path / "A.vaura")
     first = file_ids(folder)

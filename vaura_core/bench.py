@@ -251,7 +251,7 @@ def run_clip_bench(
         device=str(device),
         clip=str(info.path.name),
         clip_seconds=info.duration,
-        chains=int(take.extra.get("chains", 1)),
+        chains=take.chains,
         stages=stages,
         total_s=total,
         realtime_factor=info.duration / total,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -72,7 +72,7 @@ class Take:
     audio: np.ndarray  # samples for [sample_start, sample_start + len)
     fade_in: int = 0
     fade_out: int = 0
-    extra: dict = field(default_factory=dict)
+    chains: int = 1  # stretches generated side by side (`engine.chains`); 1 = sequential
 
     def record(self) -> dict:
         return {
@@ -83,6 +83,7 @@ class Take:
             "start": self.start,
             "end": self.end,
             "crossfade_samples": [self.fade_in, self.fade_out],
+            "chains": self.chains,
         }
 
 
@@ -290,7 +291,7 @@ class Engine:
                 codes=joined[b, :, token0:n_tokens],
                 sample_start=s0,
                 audio=audio[b, s0:s1],
-                extra={"chains": len(parts)},
+                chains=len(parts),
             )
             for b, seed in enumerate(seeds)
         ]

@@ -101,6 +101,7 @@ def take_document(take: ProjectTake) -> dict[str, Any]:
         "sample_start": take.sample_start,
         "fade_in": take.fade_in,
         "fade_out": take.fade_out,
+        "chains": take.chains,
         "audio": {
             "file": audio_file(take.id),
             "format": AUDIO_FORMAT,
@@ -403,6 +404,8 @@ def _take(f: Fields) -> ProjectTake:
             codes_sha256=codes.text("sha256", max_len=64, pattern=_SHA256),
             created=f.number("created", 0.0, 1e11),
             label=f.text("label"),
+            # Absent from takes saved before parallel chains existed: those were sequential.
+            chains=f.integer("chains", 1, 1024) if "chains" in f.value else 1,
             unavailable="not loaded",
         ),
     )

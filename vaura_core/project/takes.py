@@ -48,6 +48,7 @@ class EngineTakeLike(Protocol):
     audio: np.ndarray
     fade_in: int
     fade_out: int
+    chains: int
 
 
 def new_id(prefix: str) -> str:
@@ -111,6 +112,7 @@ class ProjectTake:
     codes_sha256: str
     created: float  # seconds since the epoch
     label: str = ""
+    chains: int = 1  # stretches generated side by side (`engine.chains`); 1 = sequential
     audio: np.ndarray | None = None  # (n_samples,) float32, read-only
     codes: np.ndarray | None = None  # (n_codebooks, n_tokens) int64, read-only
     unavailable: str | None = None  # why the audio is missing, for takes loaded from damaged files
@@ -144,6 +146,7 @@ class ProjectTake:
         sample_start: int,
         fade_in: int = 0,
         fade_out: int = 0,
+        chains: int = 1,
         label: str = "",
         created: float | None = None,
         take_id: str | None = None,
@@ -180,6 +183,7 @@ class ProjectTake:
             codes_sha256=codes_checksum(frozen_codes),
             created=time.time() if created is None else float(created),
             label=label,
+            chains=int(chains),
             audio=frozen_audio,
             codes=frozen_codes,
         )
@@ -209,6 +213,7 @@ class ProjectTake:
             sample_start=take.sample_start,
             fade_in=take.fade_in,
             fade_out=take.fade_out,
+            chains=take.chains,
             label=label,
             created=created,
             take_id=take_id,
@@ -223,6 +228,8 @@ class ProjectTake:
             problems.append(f"range [{self.start}, {self.end}] s is not a valid region")
         if self.stride_segments < 1:
             problems.append("stride must be at least one segment")
+        if self.chains < 1:
+            problems.append("chains must be at least 1")
         if min(self.token_start, self.sample_start, self.fade_in, self.fade_out, self.seed) < 0:
             problems.append("negative position, crossfade or seed")
         if self.n_samples < 1 or self.n_codebooks < 1 or self.n_tokens < 1:
@@ -254,6 +261,7 @@ class ProjectTake:
             "start": self.start,
             "end": self.end,
             "crossfade_samples": [self.fade_in, self.fade_out],
+            "chains": self.chains,
             "created": self.created,
         }
 
@@ -276,4 +284,5 @@ class ProjectTake:
             audio=self.audio,
             fade_in=self.fade_in,
             fade_out=self.fade_out,
+            chains=self.chains,
         )
