@@ -30,8 +30,10 @@ from vaura_core.training.lm_train import (
     EventHead,
     LMTrainSettings,
     aux_class_weights,
+    codebook_losses,
     lm_loss,
     make_optimizer,
+    onset_token_weights,
     train_lm,
     trainable_parts,
 )
@@ -332,14 +334,15 @@ def test_training_record_and_card_show_the_event_loss():
         lm_steps=2,
         lm_seconds=0.5,
         lm_history=history,
-        settings={"aux_weight": 0.5, "lm": {"aux_weight": 0.5}},
+        settings={"aux_weight": 0.5, "lm": {"aux_weight": 0.5, "onset_weight": 3.0}},
     )
     record = training_record(report)
     assert record["lm_curve"][0] == {"step": 1.0, "loss": 4.0, "q0": 4.0, "q1": 4.0, "q8": 4.0, "aux": 1.5}
     assert record["lm_curve"][1]["aux_acc"] == 0.25
     card = render_model_card({"name": "t", "training": record}, CFG, None)
     assert "| step | aux | aux_acc | loss |" in card
-    assert "--aux-weight 0.5" in card and "auxiliary event loss" in card
+    assert "--aux-weight 0.5 --onset-weight 3" in card and "auxiliary event loss" in card
+    assert "with an impact weigh 4 in that average" in card
 
 
 def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
@@ -348,3 +351,46 @@ def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--aux-weight", "-1"]) == 2
     assert "--aux-weight" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--aux-weight", "nan"]) == 2
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), "--onset-weight", "-2"]) == 2
+    assert "--onset-weight" in capsys.readouterr().err
+
+
+def test_onset_weights_mark_the_timesteps_of_impact_tokens_by_time():
+    labels = torch.tensor([[0, 2, 0, 0], [0, 0, 0, 1]])
+    w = onset_token_weights(labels, 20, 4.0, seen=torch.tensor([True, True]))
+    assert w.shape == (2, 20)
+    assert w[0].tolist() == [1.0] * 5 + [5.0] * 5 + [1.0] * 10  # token 1 of 4 covers timesteps 5..9
+    assert w[1].tolist() == [1.0] * 15 + [5.0] * 5
+    # rows that saw the null video keep plain weights: nothing in it says where the impacts are
+    assert (onset_token_weights(labels, 20, 4.0, seen=torch.tensor([False, True]))[0] == 1).all()
+
+
+def test_weighted_codebook_losses_are_weighted_means_over_timesteps():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 9, 30, 17, generator=g)
+    codes = torch.randint(0, 17, (2, 9, 21), generator=g)
+    plain = codebook_losses(logits, codes)
+    torch.testing.assert_close(codebook_losses(logits, codes, torch.ones(2, 21)), plain)
+    only_first = torch.zeros(2, 21)
+    only_first[0, 0] = 1.0
+    want = torch.stack(
+        [torch.nn.functional.cross_entropy(logits[0, q, q][None], codes[0, q, :1]) for q in range(9)]
+    )
+    torch.testing.assert_close(codebook_losses(logits, codes, only_first), want)
+
+
+def test_onset_weighting_changes_training_and_needs_labels():
+    clip = _clip(3, _random_events(3, 5 * CFG.visual.frames, 12))
+    data = WindowSet(CFG, [clip], [_codes(clip, 3)])
+    runs = []
+    for extra in (0.0, 4.0):
+        torch.manual_seed(0)
+        s = LMTrainSettings(batch_size=2, warmup=1, cfg_dropout=0.0, aux_weight=0.0, onset_weight=extra)
+        runs.append(train_lm(VAura(CFG), data, StepBudget(steps=2), seed=4, settings=s, log_every=1).history)
+    assert runs[0][0]["loss"] != runs[1][0]["loss"]
+    bare = WindowSet(CFG, [ClipData(3, clip.frames, clip.audio, 44100)], [_codes(clip, 3)])
+    s = LMTrainSettings(batch_size=2, aux_weight=0.0, onset_weight=1.0)
+    with pytest.raises(ValueError, match="onset weighting needs"):
+        train_lm(VAura(CFG), bare, StepBudget(steps=1), seed=4, settings=s)
+    with pytest.raises(ValueError, match="onset_weight"):
+        train_lm(VAura(CFG), data, StepBudget(steps=1), seed=4, settings=LMTrainSettings(onset_weight=-1.0))

@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1.0,
         help="weight of the visual tower's auxiliary impact-event loss (default 1; 0 switches it off)",
     )
+    p.add_argument(
+        "--onset-weight",
+        type=float,
+        default=0.0,
+        help="extra transformer loss weight of the audio tokens at impacts (default 0: a plain mean)",
+    )
     p.add_argument("--work", default=None, help="work folder (default: DIR-work)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--workers", type=int, default=2, help="processes rendering clips (default 2)")
@@ -66,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
             return fail(f"--{name.replace('_', '-')} must be at least 1")
     if args.workers < 1 or args.threads < 1:
         return fail("--workers and --threads must be at least 1")
-    if not 0 <= args.aux_weight < float("inf"):
-        return fail("--aux-weight must be a finite number >= 0")
+    for flag in ("aux_weight", "onset_weight"):
+        if not 0 <= getattr(args, flag) < float("inf"):
+            return fail(f"--{flag.replace('_', '-')} must be a finite number >= 0")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return fail(f"{out}: exists and is not a folder")
@@ -102,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             tower_steps=args.tower_steps,
             device=args.device,
             workers=args.workers,
-            lm_settings=LMTrainSettings(aux_weight=args.aux_weight),
+            lm_settings=LMTrainSettings(aux_weight=args.aux_weight, onset_weight=args.onset_weight),
         )
     except Cancelled as exc:
         print(f"vaura train-tiny: {exc}", file=sys.stderr)

@@ -70,7 +70,10 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
     st = tr.get("settings", {})
     params = _params(cfg)
     aux_weight = st.get("aux_weight", (st.get("lm") or {}).get("aux_weight", 0.0))
-    aux_flag = f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else ""
+    onset_weight = (st.get("lm") or {}).get("onset_weight", 0.0)
+    aux_flag = (f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else "") + (
+        f" --onset-weight {onset_weight:g}" if onset_weight else ""
+    )
     aux_lines = (
         [
             f"- auxiliary event loss on the visual tower (weight {aux_weight:g}): a linear head, used only "
@@ -120,7 +123,13 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         f"- visual tower: {cfg.visual.img_size} px crop, {cfg.visual.patch_size} px patches, dim "
         f"{cfg.visual.dim}, depth {cfg.visual.depth}, {params['visual_feature_extractor']:,} parameters",
         f"- transformer: {cfg.lm.n_layer} layers, {cfg.lm.n_head} heads, model dim {cfg.model_dim} "
-        f"(video {cfg.lm.video_dim} + codec latent {cfg.codec.latent_dim}), {params['sampler']:,} parameters",
+        f"(video {cfg.lm.video_dim} + codec latent {cfg.codec.latent_dim}), {params['sampler']:,} parameters"
+        + (
+            f"; each position sees the visual token {cfg.lm.video_lookahead} ahead of the original's "
+            "(`lm.video_lookahead`)"
+            if cfg.lm.video_lookahead
+            else ""
+        ),
         f"- codec (`dac.DAC`): encoder dim {cfg.codec.encoder_dim}, decoder dim {cfg.codec.decoder_dim}, "
         f"{cfg.codec.n_codebooks} codebooks of {cfg.codec.codebook_size}, "
         f"{params['audio_encoder']:,} parameters",
@@ -142,7 +151,12 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         f"- transformer + visual tower (jointly, codec frozen): {tr.get('lm_steps')} steps in "
         f"{tr.get('lm_seconds')} s; settings {st.get('lm')}; teacher forcing on the delayed pattern "
         "(L = 230), cross-entropy per codebook averaged over the 9 codebooks, null video for CFG with "
-        "probability 0.1",
+        "probability 0.1"
+        + (
+            f"; the tokens under a visual token with an impact weigh {1 + onset_weight:g} in that average"
+            if onset_weight
+            else ""
+        ),
         *aux_lines,
         f"- total wall time {tr.get('seconds')} s on {st.get('machine')} ({st.get('device')}, torch "
         f"{st.get('torch')})",

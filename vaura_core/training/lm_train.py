@@ -58,6 +58,10 @@ class LMTrainSettings:
     grad_clip: float = 1.0
     cfg_dropout: float = 0.1  # per-sample probability of the null condition (as the release)
     aux_weight: float = 1.0  # weight of the visual event loss; 0 trains exactly as without it
+    # Extra loss weight of the audio tokens under a visual token that holds an impact (for samples
+    # that see their video): onsets are a small share of the tokens but all of what sync is about.
+    # 0 is the plain mean.
+    onset_weight: float = 0.0
 
 
 @dataclass
@@ -120,17 +124,34 @@ def teacher_forcing_inputs(codes: Tensor, special: int) -> Tensor:
     return build_delayed(shown, special)
 
 
-def codebook_losses(logits: Tensor, codes: Tensor) -> Tensor:
+def codebook_losses(logits: Tensor, codes: Tensor, weight: Tensor | None = None) -> Tensor:
     """Per-codebook cross-entropy (Q,) of (B, Q, L, V) logits against (B, Q, T) codes.
 
-    The logit at position t + q predicts code (q, t), for t in [0, T).
+    The logit at position t + q predicts code (q, t), for t in [0, T). `weight` (B, T) makes each a
+    weighted mean over timesteps.
     """
     n_q, n_t = codes.shape[1], codes.shape[2]
     out = []
     for q in range(n_q):
-        pred = logits[:, q, q : q + n_t]  # (B, T, V)
-        out.append(F.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(), codes[:, q].reshape(-1)))
+        pred = logits[:, q, q : q + n_t].reshape(-1, logits.shape[-1]).float()  # (B * T, V)
+        if weight is None:
+            out.append(F.cross_entropy(pred, codes[:, q].reshape(-1)))
+        else:
+            each = F.cross_entropy(pred, codes[:, q].reshape(-1), reduction="none")
+            out.append((each * weight.reshape(-1)).sum() / weight.sum())
     return torch.stack(out)
+
+
+def onset_token_weights(labels: Tensor, n_tokens: int, extra: float, seen: Tensor | None = None) -> Tensor:
+    """(B, T) loss weights: 1 + `extra` for audio timesteps inside a visual token labelled with an
+    impact (labels (B, Tv), 0 = none), by time (token j covers timesteps [j T / Tv, (j + 1) T / Tv)).
+    Rows where `seen` (B,) is False (the null video) keep weight 1."""
+    t = torch.arange(n_tokens, device=labels.device)
+    token = (t * labels.shape[1]) // n_tokens
+    impact = (labels[:, token] > 0).float()
+    if seen is not None:
+        impact = impact * seen[:, None].float()
+    return 1.0 + extra * impact
 
 
 def visual_features(model: VAura, frames: Tensor) -> Tensor:
@@ -149,9 +170,14 @@ def lm_loss(
 
 
 def lm_loss_from_features(
-    model: VAura, feats: Tensor, codes: Tensor, null_mask: Tensor | None = None
+    model: VAura,
+    feats: Tensor,
+    codes: Tensor,
+    null_mask: Tensor | None = None,
+    token_weight: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """`lm_loss` from already computed raw visual features (B, video_tokens, visual dim)."""
+    """`lm_loss` from already computed raw visual features (B, video_tokens, visual dim);
+    `token_weight` (B, T) as `codebook_losses`."""
     cfg = model.cfg
     b = feats.shape[0]
     if null_mask is not None and bool(null_mask.any()):
@@ -160,7 +186,7 @@ def lm_loss_from_features(
     video = model.sampler.project_video(feats)
     seq = teacher_forcing_inputs(codes, cfg.special_token)
     logits = model.sampler(seq, video)
-    per_q = codebook_losses(logits, codes)
+    per_q = codebook_losses(logits, codes, token_weight)
     return per_q.mean(), per_q.detach()
 
 
@@ -248,6 +274,10 @@ def train_lm(
     s = settings or LMTrainSettings()
     if not s.aux_weight >= 0:
         raise ValueError(f"aux_weight must be >= 0, got {s.aux_weight}")
+    if not s.onset_weight >= 0:
+        raise ValueError(f"onset_weight must be >= 0, got {s.onset_weight}")
+    if s.onset_weight > 0 and not data.has_labels:
+        raise ValueError("onset weighting needs clips with event labels (or onset_weight=0)")
     use_aux = s.aux_weight > 0
     if use_aux and not data.has_labels:
         raise ValueError("the auxiliary event loss needs clips with event labels (or aux_weight=0)")
@@ -303,7 +333,14 @@ def train_lm(
         g = torch.Generator().manual_seed(seed * 7919 + step)
         null_mask = torch.rand(len(codes), generator=g) < s.cfg_dropout
         feats = visual_features(model, frames.to(device))
-        loss, per_q = lm_loss_from_features(model, feats, codes.to(device), null_mask.to(device))
+        weight = None
+        if s.onset_weight > 0:
+            if labels is None:
+                raise ValueError("the batch source gave no event labels")
+            weight = onset_token_weights(
+                labels.to(device), codes.shape[-1], s.onset_weight, ~null_mask.to(device)
+            )
+        loss, per_q = lm_loss_from_features(model, feats, codes.to(device), null_mask.to(device), weight)
         total = loss
         if head is not None:
             # On the tower's own features of every sample, those the LM saw as the null video
