@@ -143,3 +143,12 @@ def test_shipped_model_makes_timed_sounds():
 # control (another clip's video) 0.042.
 F1_50_FLOOR = 0.3
 VIDEO_GAIN_FLOOR = 0.2
+
+
+def test_eval_sync_cli_checks_its_numbers(capsys):
+    from vaura_core.cli import main
+
+    assert main(["eval-sync", "--count", "2", "--chains", "0"]) == 2
+    assert "--chains" in capsys.readouterr().err
+    assert main(["eval-sync", "--count", "1"]) == 2
+    assert "--count" in capsys.readouterr().err

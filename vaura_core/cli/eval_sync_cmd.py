@@ -26,6 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=0.95)
     p.add_argument("--top-k", type=int, default=128)
     p.add_argument("--cfg", type=float, default=6.0, help="classifier-free guidance scale")
+    p.add_argument(
+        "--chains",
+        type=int,
+        default=1,
+        help="generate each clip as up to K stretches side by side (default 1: sequential windows)",
+    )
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument(
         "--card", action="store_true", help="also write the numbers into the model folder's MODEL_CARD.md"
@@ -70,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(EXIT_BAD_INPUT, "--seed must be >= 0")
     if not 2.56 <= args.duration <= 600:
         return _fail(EXIT_BAD_INPUT, "--duration must be between 2.56 and 600 seconds")
+    if not 1 <= args.chains <= 64:
+        return _fail(EXIT_BAD_INPUT, "--chains must be between 1 and 64")
     try:
         from vaura_core.generation.sampling import SamplingParams
 
@@ -100,7 +108,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         report = evaluate_sync(
-            model, name, args.count, args.seed, duration=args.duration, params=params, progress=progress
+            model,
+            name,
+            args.count,
+            args.seed,
+            duration=args.duration,
+            params=params,
+            chains=args.chains,
+            progress=progress,
         )
     except Cancelled as exc:
         return _fail(EXIT_CANCELLED, str(exc))
@@ -108,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(EXIT_BAD_INPUT, str(exc))
     report.command = (
         f"vaura eval-sync --model {name} --count {args.count} --seed {args.seed} --duration {args.duration:g}"
+        + (f" --chains {args.chains}" if args.chains > 1 else "")
     )
     data = report.to_dict()
     if args.card:

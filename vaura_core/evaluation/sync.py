@@ -214,6 +214,7 @@ class SyncReport:
     seed: int
     scene_seeds: list[int]
     sampling: dict[str, Any]
+    chains: int
     generated: dict[str, float]
     control: dict[str, float]
     ground_truth: dict[str, float]
@@ -244,11 +245,13 @@ def evaluate_sync(
     *,
     duration: float = 10.0,
     params: Any = None,
+    chains: int = 1,
     work_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> SyncReport:
     """Render `count` fresh Foley World clips (those of `vaura foley-world --seed S --count N`), generate
-    audio for each from its own video and from the next clip's video, and score all against the events."""
+    audio for each from its own video and from the next clip's video, and score all against the events.
+    `chains` as `Engine.generate` (1: sequential windows, as the original)."""
     from vaura_core.engine.engine import Engine
     from vaura_core.engine.features import compute_clip_features
     from vaura_core.foley_world.scene import SceneSpec, build_scene
@@ -278,10 +281,10 @@ def evaluate_sync(
         rt_scores.append(
             score_clip(codec_round_trip(model, scene.audio, scene.spec.sample_rate), sr, scene.events)
         )
-        own = engine.generate(feats[i], params, [seed * 1000 + i])[0].audio
+        own = engine.generate(feats[i], params, [seed * 1000 + i], chains=chains)[0].audio
         gen_scores.append(score_clip(own, sr, scene.events))
         other = feats[(i + 1) % count]
-        ctl = engine.generate(other, params, [seed * 1000 + i])[0].audio
+        ctl = engine.generate(other, params, [seed * 1000 + i], chains=chains)[0].audio
         ctl_scores.append(score_clip(ctl, sr, scene.events))
         if progress:
             progress(f"clip {i + 1}/{count}: generated and scored")
@@ -293,6 +296,7 @@ def evaluate_sync(
         seed=seed,
         scene_seeds=seeds,
         sampling=params.to_dict(),
+        chains=chains,
         generated=gen,
         control=ctl,
         ground_truth=gt,
