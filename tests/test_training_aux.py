@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -343,6 +344,9 @@ def test_training_record_and_card_show_the_event_loss():
     assert "| step | aux | aux_acc | loss |" in card
     assert "--aux-weight 0.5 --onset-weight 3" in card and "auxiliary event loss" in card
     assert "with an impact weigh 4 in that average" in card
+    assert "--video-lookahead 0" in card  # the test preset looks ahead as the original, not as tiny's
+    ahead = dataclasses.replace(CFG, lm=dataclasses.replace(CFG.lm, video_lookahead=1))
+    assert "--video-lookahead" not in render_model_card({"name": "t", "training": record}, ahead, None)
 
 
 def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
@@ -353,6 +357,8 @@ def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--aux-weight", "nan"]) == 2
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--onset-weight", "-2"]) == 2
     assert "--onset-weight" in capsys.readouterr().err
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lookahead", "-1"]) == 2
+    assert "--video-lookahead" in capsys.readouterr().err
 
 
 def test_onset_weights_mark_the_timesteps_of_impact_tokens_by_time():

@@ -11,6 +11,10 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vaura_core.model.config import VAuraConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         help="extra transformer loss weight of the audio tokens at impacts (default 0: a plain mean)",
     )
+    p.add_argument(
+        "--video-lookahead",
+        type=int,
+        default=None,
+        help="visual tokens each position looks ahead (default: the tiny preset's 1; 0 is the original)",
+    )
     p.add_argument("--work", default=None, help="work folder (default: DIR-work)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--workers", type=int, default=2, help="processes rendering clips (default 2)")
@@ -50,6 +60,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--threads", type=int, default=1, help="torch CPU threads (default 1: fastest on a busy 2-core CPU)"
     )
     p.set_defaults(func=run)
+
+
+def _config(video_lookahead: int | None) -> VAuraConfig:
+    """The tiny preset, with another look-ahead when one is asked for."""
+    import dataclasses
+
+    from vaura_core.model.config import preset
+
+    cfg = preset("tiny")
+    if video_lookahead is None:
+        return cfg
+    return dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_lookahead=video_lookahead))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("aux_weight", "onset_weight"):
         if not 0 <= getattr(args, flag) < float("inf"):
             return fail(f"--{flag.replace('_', '-')} must be a finite number >= 0")
+    if args.video_lookahead is not None and not 0 <= args.video_lookahead <= 8:
+        return fail("--video-lookahead must be between 0 and 8 visual tokens")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return fail(f"{out}: exists and is not a folder")
@@ -110,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             workers=args.workers,
             lm_settings=LMTrainSettings(aux_weight=args.aux_weight, onset_weight=args.onset_weight),
+            config=_config(args.video_lookahead),
         )
     except Cancelled as exc:
         print(f"vaura train-tiny: {exc}", file=sys.stderr)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vaura_core.errors import VauraError
-from vaura_core.model.config import VAuraConfig
+from vaura_core.model.config import VAuraConfig, preset
 
 CARD_FILE = "MODEL_CARD.md"
 
@@ -71,8 +71,11 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
     params = _params(cfg)
     aux_weight = st.get("aux_weight", (st.get("lm") or {}).get("aux_weight", 0.0))
     onset_weight = (st.get("lm") or {}).get("onset_weight", 0.0)
-    aux_flag = (f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else "") + (
-        f" --onset-weight {onset_weight:g}" if onset_weight else ""
+    lookahead = cfg.lm.video_lookahead
+    aux_flag = (
+        (f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else "")
+        + (f" --onset-weight {onset_weight:g}" if onset_weight else "")
+        + (f" --video-lookahead {lookahead}" if lookahead != preset("tiny").lm.video_lookahead else "")
     )
     aux_lines = (
         [
