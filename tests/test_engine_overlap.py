@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 import torch
 
 from tests.test_codec import SMALL, weight_normed_dac
-from vaura_core.engine.overlap import BackgroundDecode
+from vaura_core.engine.overlap import BackgroundDecode, decode_pool
 from vaura_core.model.codec import Codec
 
 
@@ -84,3 +85,36 @@ def test_a_rows_samples_do_not_depend_on_the_other_rows(codec: Codec):
         bg.advance(150)
         alone = bg.result()
     assert (batch[1] == alone[0]).all()  # bit for bit: a seed gives the same take in any batch
+
+
+def test_decoders_sharing_a_pool_run_their_pieces_on_its_one_thread(codec: Codec, monkeypatch):
+    threads: set[str] = set()
+    decode = codec.decode
+
+    def spy(tokens: torch.Tensor, **kw) -> torch.Tensor:
+        threads.add(threading.current_thread().name)
+        return decode(tokens, **kw)
+
+    monkeypatch.setattr(codec, "decode", spy)
+    a, b = _codes(codec, 200, batch=1), _codes(codec, 150, batch=1)
+    with decode_pool() as pool:
+        with (
+            BackgroundDecode(codec, a, min_piece=32, pool=pool) as da,
+            BackgroundDecode(codec, b, min_piece=32, pool=pool) as db,
+        ):
+            da.advance(120)
+            db.advance(100)
+            got = da.result(), db.result()
+
+        def cancelled() -> None:
+            with BackgroundDecode(codec, a, pool=pool) as dc:
+                dc.advance(150)
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            cancelled()
+        assert pool.submit(lambda: 7).result() == 7  # a decoder leaving early leaves the shared pool open
+    assert len(threads) == 1 and next(iter(threads)).startswith("vaura-decode")
+    for codes, audio in zip((a, b), got, strict=True):
+        want = decode(codes, chunk_tokens=None).numpy()
+        torch.testing.assert_close(torch.from_numpy(audio), torch.from_numpy(want), rtol=1e-4, atol=1e-5)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from vaura_core.engine.chains import CHAIN_SEED_STRIDE, join_audio, join_codes, plan_chains
-from vaura_core.engine.overlap import BackgroundDecode
+from vaura_core.engine.overlap import BackgroundDecode, decode_pool
 from vaura_core.engine.splice import splice
 from vaura_core.engine.timeline import Timeline, WindowPlan, plan_windows
 from vaura_core.generation.generate import CancelToken, generate_window
@@ -250,10 +250,12 @@ class Engine:
             torch.full((len(seeds), self.cfg.n_codebooks, n_tokens), -1, dtype=torch.long) for _ in parts
         ]
         # Each chain's audio is decoded while later windows are generated (`engine.overlap`).
-        with ExitStack() as stack:
+        with decode_pool() as pool, ExitStack() as stack:
             decoders = [
                 stack.enter_context(
-                    BackgroundDecode(self.model.audio_encoder, c[:, :, p.token_start : p.token_end])
+                    BackgroundDecode(
+                        self.model.audio_encoder, c[:, :, p.token_start : p.token_end], pool=pool
+                    )
                 )
                 for c, p in zip(codes, parts, strict=True)
             ]

@@ -12,7 +12,7 @@ convolutions use it.
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from types import TracebackType
 
 import numpy as np
@@ -23,6 +23,11 @@ from vaura_core.model.codec import Codec
 MIN_PIECE_TOKENS = 128  # smaller pieces spend too much of their time on the decoder's context
 
 
+def decode_pool() -> ThreadPoolExecutor:
+    """The worker thread that decodes pieces, to share among the decoders of one request."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaura-decode")
+
+
 class BackgroundDecode:
     """The audio of (B, Q, T) `codes`, decoded piece by piece as their tokens become final.
 
@@ -30,9 +35,17 @@ class BackgroundDecode:
     decodes the rest and returns (B, T * hop) float32 samples. Pieces copy their tokens when they are
     queued, so the caller may keep writing later tokens into `codes`. Use it as a context manager:
     leaving early (an error, a cancel) drops the queued pieces and waits for the running one.
+    Decoders of one request share a one-thread `pool` so their pieces run one after another beside
+    the generation (without one, each has its own thread).
     """
 
-    def __init__(self, codec: Codec, codes: Tensor, min_piece: int = MIN_PIECE_TOKENS) -> None:
+    def __init__(
+        self,
+        codec: Codec,
+        codes: Tensor,
+        min_piece: int = MIN_PIECE_TOKENS,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> None:
         if codes.dim() != 3:
             raise ValueError(f"codes must be (batch, codebooks, time), got shape {tuple(codes.shape)}")
         self.codec = codec
@@ -43,7 +56,8 @@ class BackgroundDecode:
         self.hop = codec.hop_length
         self.out = np.zeros((codes.shape[0], self.n_tokens * self.hop), dtype=np.float32)
         self.decoded = 0  # tokens [0, decoded) are queued or done
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaura-decode")
+        self._own_pool = pool is None
+        self._pool = pool or decode_pool()
         self._pending: list[Future[None]] = []
         self.busy_s = 0.0  # worker time spent decoding
         self.wait_s = 0.0  # time `result` waited: the decoding generation did not hide
@@ -54,7 +68,11 @@ class BackgroundDecode:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for piece in self._pending:
+            piece.cancel()  # only those not started yet
+        wait(self._pending)
+        if self._own_pool:
+            self._pool.shutdown(wait=True)
 
     def advance(self, final: int) -> None:
         """Tokens [0, final) are final: queue every piece whose decoder context lies inside them."""
