@@ -44,8 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--onset-weight",
         type=float,
-        default=0.0,
-        help="extra transformer loss weight of the audio tokens at impacts (default 0: a plain mean)",
+        default=2.0,
+        help="extra transformer loss weight of the audio tokens at impacts (default 2; 0: a plain mean)",
     )
     p.add_argument(
         "--video-lookahead",
