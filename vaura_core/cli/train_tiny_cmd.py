@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--onset-weight",
         type=float,
-        default=2.0,
+        default=None,
         help="extra transformer loss weight of the audio tokens at impacts (default 2; 0: a plain mean)",
     )
     p.add_argument(
@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.threads < 1:
         return fail("--workers and --threads must be at least 1")
     for flag in ("aux_weight", "onset_weight"):
-        if not 0 <= getattr(args, flag) < float("inf"):
+        value = getattr(args, flag)
+        if value is not None and not 0 <= value < float("inf"):
             return fail(f"--{flag.replace('_', '-')} must be a finite number >= 0")
     if args.video_lookahead is not None and not 0 <= args.video_lookahead <= 8:
         return fail("--video-lookahead must be between 0 and 8 visual tokens")
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from vaura_core.training.lm_train import LMTrainSettings
-    from vaura_core.training.tiny import N_PROBE_CLIPS, SEEDS_PER_RUN, train_tiny
+    from vaura_core.training.tiny import N_PROBE_CLIPS, ONSET_WEIGHT, SEEDS_PER_RUN, train_tiny
 
     if args.clips > SEEDS_PER_RUN - N_PROBE_CLIPS:
         return fail(f"--clips must be at most {SEEDS_PER_RUN - N_PROBE_CLIPS}")
@@ -133,7 +134,10 @@ def run(args: argparse.Namespace) -> int:
             tower_steps=args.tower_steps,
             device=args.device,
             workers=args.workers,
-            lm_settings=LMTrainSettings(aux_weight=args.aux_weight, onset_weight=args.onset_weight),
+            lm_settings=LMTrainSettings(
+                aux_weight=args.aux_weight,
+                onset_weight=ONSET_WEIGHT if args.onset_weight is None else args.onset_weight,
+            ),
             config=_config(args.video_lookahead),
         )
     except Cancelled as exc:

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 CLIP_SECONDS = 10.24  # 16 whole segments: 13 training windows per clip
 CODEC_SHARE = 0.4  # of the time left after the data is ready: the codec is the slower learner
 TOWER_SHARE = 0.15  # of the time left after the codec: the visual tower's event pretraining
+ONSET_WEIGHT = 2.0  # extra loss weight of impact tokens (docs/training-notes.md, run 6)
 TOWER_STREAM = StreamSettings(workers=2)  # frames only: rendering, not the tower, is the slow part
 RESERVE_SECONDS = 90.0  # encoding the clips and writing the model
 
@@ -171,7 +172,7 @@ def train_tiny(
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     codec_settings = codec_settings or CodecTrainSettings()
-    lm_settings = lm_settings or LMTrainSettings()
+    lm_settings = lm_settings or LMTrainSettings(onset_weight=ONSET_WEIGHT)
     stream_settings = stream_settings or StreamSettings(workers=min(workers, 1))
     tower_settings = tower_settings or TowerTrainSettings()
     reused_seconds = 0.0  # of stages done by an earlier, interrupted run
