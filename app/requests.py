@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vaura_core.engine.chains import MAX_CHAINS
 from vaura_core.engine.engine import DEFAULT_CROSSFADE, Track
 from vaura_core.generation.sampling import SamplingParams
 
@@ -59,8 +60,8 @@ class GenerateRequest:
 
     def __post_init__(self) -> None:
         _normalise(self)
-        if int(self.chains) < 1:
-            raise ValueError(f"chains must be >= 1, got {self.chains}")
+        if not 1 <= int(self.chains) <= MAX_CHAINS:
+            raise ValueError(f"chains must be 1 to {MAX_CHAINS}, got {self.chains}")
         object.__setattr__(self, "chains", int(self.chains))
 
 

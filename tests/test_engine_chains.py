@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from tests.test_engine import TL, _clip, engine  # noqa: F401  (the module-scoped engine fixture)
-from vaura_core.engine.chains import OVERLAP_SEGMENTS, Chain, join_audio, join_codes, join_point, plan_chains
+from vaura_core.engine.chains import (
+    MAX_CHAINS,
+    OVERLAP_SEGMENTS,
+    Chain,
+    join_audio,
+    join_codes,
+    join_point,
+    plan_chains,
+)
 from vaura_core.generation.sampling import SamplingParams
 
 PARAMS = SamplingParams(temperature=1.0, top_k=20, cfg_scale=3.0)
@@ -31,8 +39,9 @@ def test_chains_cover_the_range_and_overlap_by_a_segment(chains: int):
 
 def test_a_short_range_stays_one_chain():
     assert len(plan_chains(TL, 0, TL.tokens_for(3.0), TL.segments_for(3.0), 4)) == 1
-    with pytest.raises(ValueError, match="at least 1"):
-        plan_chains(TL, 0, 100, 8, 0)
+    for bad in (0, MAX_CHAINS + 1):
+        with pytest.raises(ValueError, match="chains must be 1 to"):
+            plan_chains(TL, 0, 100, 8, bad)
 
 
 def test_joined_audio_crossfades_in_the_middle_of_the_overlap():

@@ -45,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from vaura_core.model.vaura import build_model
 
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if args.chains < 1:
-        print("vaura bench: --chains must be at least 1", file=sys.stderr)
+    from vaura_core.engine.chains import MAX_CHAINS
+
+    if not 1 <= args.chains <= MAX_CHAINS:
+        print(f"vaura bench: --chains must be between 1 and {MAX_CHAINS}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         device = torch.device(args.device)

@@ -76,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(EXIT_BAD_INPUT, "--seed must be >= 0")
     if not 2.56 <= args.duration <= 600:
         return _fail(EXIT_BAD_INPUT, "--duration must be between 2.56 and 600 seconds")
-    if not 1 <= args.chains <= 64:
-        return _fail(EXIT_BAD_INPUT, "--chains must be between 1 and 64")
+    from vaura_core.engine.chains import MAX_CHAINS
+
+    if not 1 <= args.chains <= MAX_CHAINS:
+        return _fail(EXIT_BAD_INPUT, f"--chains must be between 1 and {MAX_CHAINS}")
     try:
         from vaura_core.generation.sampling import SamplingParams
 

@@ -71,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(EXIT_BAD_INPUT, f"{out.parent}: output folder does not exist")
     if not 1 <= args.variations <= 16:
         return _fail(EXIT_BAD_INPUT, "--variations must be between 1 and 16")
-    if not 1 <= args.chains <= 64:
-        return _fail(EXIT_BAD_INPUT, "--chains must be between 1 and 64")
+    from vaura_core.engine.chains import MAX_CHAINS
+
+    if not 1 <= args.chains <= MAX_CHAINS:
+        return _fail(EXIT_BAD_INPUT, f"--chains must be between 1 and {MAX_CHAINS}")
     stride = round(args.stride / 0.64)
     if stride < 1 or abs(stride * 0.64 - args.stride) > 1e-6:
         return _fail(EXIT_BAD_INPUT, "--stride must be a multiple of 0.64 s (0.64, 1.28 or 1.92)")

@@ -21,6 +21,7 @@ from vaura_core.engine.timeline import Timeline
 
 OVERLAP_SEGMENTS = 1
 CHAIN_SEED_STRIDE = 100_003  # window j of chain k draws with window index j + k * this
+MAX_CHAINS = 64  # what requests, commands and project files accept (a clip gets fewer if it is short)
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,8 @@ def plan_chains(tl: Timeline, first_segment: int, n_tokens: int, n_segments: int
     Every stretch spans at least one window of segments (fewer, longer chains otherwise) and starts
     where a whole window of video exists. Chain k ends one segment into chain k + 1.
     """
-    if chains < 1:
-        raise ValueError(f"chains must be at least 1, got {chains}")
+    if not 1 <= chains <= MAX_CHAINS:
+        raise ValueError(f"chains must be 1 to {MAX_CHAINS}, got {chains}")
     w = tl.cfg.window_segments
     last_start = n_segments - w
     span = max(1, -(-(n_tokens - tl.segment_token(first_segment)) // round(tl.tokens_per_segment())))

@@ -276,25 +276,12 @@ class Engine:
         s0, s1 = tl.samples_for(start), tl.samples_for(end)
         span = _Span(start, end, stride_segments, token0, n_tokens, token0, s0, s1)
         if len(parts) == 1:  # parts[0] starts at token0, as the span's decoding
-            return [
-                self._take(span, params, seed, codes[0][b], wav=wavs[0][b]) for b, seed in enumerate(seeds)
-            ]
-        audio = join_audio(tl, parts, wavs, n_tokens * tl.hop)
-        joined = join_codes(tl, parts, [c.numpy() for c in codes])
+            rows, audio = codes[0], wavs[0]
+        else:  # joined from the clip's start: the span's decoding starts at token0
+            rows = torch.from_numpy(join_codes(tl, parts, [c.numpy() for c in codes]))
+            audio = join_audio(tl, parts, wavs, n_tokens * tl.hop)[:, token0 * tl.hop :]
         return [
-            Take(
-                model=self.name,
-                seed=seed,
-                params=params.to_dict(),
-                stride_segments=stride_segments,
-                start=start,
-                end=end,
-                token_start=token0,
-                codes=joined[b, :, token0:n_tokens],
-                sample_start=s0,
-                audio=audio[b, s0:s1],
-                chains=len(parts),
-            )
+            self._take(span, params, seed, rows[b], wav=audio[b], chains=len(parts))
             for b, seed in enumerate(seeds)
         ]
 
@@ -340,7 +327,13 @@ class Engine:
         return [self._take(span, params, seed, codes[i, :, :d1]) for i, seed in enumerate(seeds)]
 
     def _take(
-        self, span: _Span, params: SamplingParams, seed: int, codes: Tensor, wav: np.ndarray | None = None
+        self,
+        span: _Span,
+        params: SamplingParams,
+        seed: int,
+        codes: Tensor,
+        wav: np.ndarray | None = None,
+        chains: int = 1,
     ) -> Take:
         """Decode tokens [span.decode_from, len) (unless `wav` holds them) and cut the take's samples
         out of the result."""
@@ -360,6 +353,7 @@ class Engine:
             audio=wav[span.sample_start - span.decode_from * hop : span.sample_end - span.decode_from * hop],
             fade_in=span.fade_in,
             fade_out=span.fade_out,
+            chains=chains,
         )
 
 

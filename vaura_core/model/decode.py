@@ -88,8 +88,7 @@ class FastDecoder:
         with torch.inference_mode():
             # The model's projected table of every codebook's embeddings (one gather per step).
             self.table = lm.embedding_table()
-            rows = lm.tok_embeddings[0].emb.num_embeddings
-            self.offsets = torch.arange(self.n_q, device=video.device) * rows
+            self.offsets = lm.embedding_offsets(video.device)
             self.layers = [self._pack(i, block) for i, block in enumerate(lm.layers)]
             self.norm = None if self.fold else lm.norm.weight
             self.heads = _Weight.of(self._folded(lm.head_weight(), lm.norm.weight))

@@ -256,10 +256,14 @@ class FusionLM(nn.Module):
             for q in range(1, n_q):
                 audio = audio + self.tok_embeddings[q](tokens[:, q])
             return audio
-        table = self.embedding_table()
-        rows = self.tok_embeddings[0].emb.num_embeddings
-        offsets = torch.arange(n_q, device=tokens.device)[None, :, None] * rows
-        return F.embedding(tokens + offsets, table).sum(dim=1)
+        offsets = self.embedding_offsets(tokens.device)[:n_q, None]
+        return F.embedding(tokens + offsets, self.embedding_table()).sum(dim=1)
+
+    def embedding_offsets(self, device: torch.device) -> Tensor:
+        """(Q,): where each codebook's rows start in `embedding_table`."""
+        return (
+            torch.arange(len(self.tok_embeddings), device=device) * self.tok_embeddings[0].emb.num_embeddings
+        )
 
     def embedding_table(self) -> Tensor:
         """(Q * (V + 1), latent): every codebook's token table through its projection, stacked.

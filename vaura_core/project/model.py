@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from vaura_core.engine.chains import MAX_CHAINS
 from vaura_core.engine.splice import splice
 from vaura_core.project.clip import ClipRef
 from vaura_core.project.errors import CommandError
@@ -82,7 +83,7 @@ class GenerationSettings:
         _check_int("seed", self.seed, 0, 2**63 - 1)
         _check_int("variations", self.variations, 1, 16)
         _check_int("stride", self.stride_segments, 1, 15)
-        _check_int("chains", self.chains, 1, 64)
+        _check_int("chains", self.chains, 1, MAX_CHAINS)
 
     def sampling_kwargs(self) -> dict[str, float | int]:
         """Keyword arguments of `vaura_core.generation.sampling.SamplingParams`."""

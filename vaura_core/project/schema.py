@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from vaura_core import __version__
+from vaura_core.engine.chains import MAX_CHAINS
 from vaura_core.project.clip import FULL_HASH_PREFIX, QUICK_HASH_PREFIX, ClipRef
 from vaura_core.project.errors import CommandError, ProjectError
 from vaura_core.project.model import (
@@ -336,7 +337,7 @@ def _settings(f: Fields) -> GenerationSettings:
             variations=f.integer("variations", 1, 16),
             stride_segments=f.integer("stride_segments", 1, 15),
             # Absent from projects written before parallel chains existed: sequential, as then.
-            chains=f.integer("chains", 1, 64) if "chains" in f.value else 1,
+            chains=f.integer("chains", 1, MAX_CHAINS) if "chains" in f.value else 1,
         ),
     )
 
@@ -405,7 +406,7 @@ def _take(f: Fields) -> ProjectTake:
             created=f.number("created", 0.0, 1e11),
             label=f.text("label"),
             # Absent from takes saved before parallel chains existed: those were sequential.
-            chains=f.integer("chains", 1, 1024) if "chains" in f.value else 1,
+            chains=f.integer("chains", 1, MAX_CHAINS) if "chains" in f.value else 1,
             unavailable="not loaded",
         ),
     )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from vaura_core.engine.chains import MAX_CHAINS
 from vaura_core.project.errors import CommandError
 
 if TYPE_CHECKING:
@@ -228,8 +229,8 @@ class ProjectTake:
             problems.append(f"range [{self.start}, {self.end}] s is not a valid region")
         if self.stride_segments < 1:
             problems.append("stride must be at least one segment")
-        if self.chains < 1:
-            problems.append("chains must be at least 1")
+        if not 1 <= self.chains <= MAX_CHAINS:
+            problems.append(f"chains must be 1 to {MAX_CHAINS}")
         if min(self.token_start, self.sample_start, self.fade_in, self.fade_out, self.seed) < 0:
             problems.append("negative position, crossfade or seed")
         if self.n_samples < 1 or self.n_codebooks < 1 or self.n_tokens < 1:
