@@ -93,3 +93,28 @@ def test_a_row_whose_prompt_ends_early_has_the_rest_generated():
     # Generation starts one column earlier, at the shorter prompt's end.
     alone = generate_window(model, feats[:1], 20, params=params, seeds=[4], prompt=prompt[:1])
     assert out.steps == alone.steps + 1
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["small weights", "large weights"])
+def test_small_models_decode_on_one_thread_and_leave_the_count_as_it_was(
+    large: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if large:
+        monkeypatch.setattr(decode, "_SKINNY_MIN_WEIGHT", 0)
+    model = random_lm(seed=3)
+    seen: set[int] = set()
+    step = FastDecoder.step
+
+    def spy(self, tokens, pos):
+        seen.add(torch.get_num_threads())
+        return step(self, tokens, pos)
+
+    monkeypatch.setattr(FastDecoder, "step", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        generate_window(model, random_features(model, 1), 20, params=SamplingParams(), seeds=[1])
+        assert seen == ({2} if large else {1})  # call-bound steps: one thread; others keep theirs
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

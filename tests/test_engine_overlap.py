@@ -114,7 +114,46 @@ def test_decoders_sharing_a_pool_run_their_pieces_on_its_one_thread(codec: Codec
         with pytest.raises(KeyboardInterrupt):
             cancelled()
         assert pool.submit(lambda: 7).result() == 7  # a decoder leaving early leaves the shared pool open
-    assert len(threads) == 1 and next(iter(threads)).startswith("vaura-decode")
+    # The pool's one worker, and the caller for pieces the worker had not started when it waited.
+    workers = {t for t in threads if t.startswith("vaura-decode")}
+    assert len(workers) == 1 and threads <= workers | {threading.current_thread().name}
     for codes, audio in zip((a, b), got, strict=True):
         want = decode(codes, chunk_tokens=None).numpy()
         torch.testing.assert_close(torch.from_numpy(audio), torch.from_numpy(want), rtol=1e-4, atol=1e-5)
+
+
+def test_the_decode_pool_leaves_a_core_to_the_decode_steps():
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with decode_pool() as pool:
+            assert pool.submit(torch.get_num_threads).result() == 2
+        with decode_pool(threads=1) as pool:
+            assert pool.submit(torch.get_num_threads).result() == 1
+        assert torch.get_num_threads() == 3  # the caller's own count is untouched
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_caller_decodes_the_pieces_the_worker_has_not_started(codec: Codec, monkeypatch):
+    where: list[str] = []
+    decode = codec.decode
+
+    def spy(tokens: torch.Tensor, **kw) -> torch.Tensor:
+        name = threading.current_thread().name
+        where.append(name)
+        if name.startswith("vaura-decode"):
+            time.sleep(0.3)  # a busy worker
+        return decode(tokens, **kw)
+
+    monkeypatch.setattr(codec, "decode", spy)
+    full = _codes(codec, 400, batch=1)
+    with decode_pool(threads=1) as pool, BackgroundDecode(codec, full, min_piece=32, pool=pool) as bg:
+        for final in (100, 200, 300):
+            bg.advance(final)
+        audio = bg.result()
+        calls = len(where)
+        assert bg.result() is audio and len(where) == calls  # asking again decodes nothing twice
+    assert where[0].startswith("vaura-decode") and threading.current_thread().name in where
+    want = decode(full, chunk_tokens=None).numpy()
+    torch.testing.assert_close(torch.from_numpy(audio), torch.from_numpy(want), rtol=1e-4, atol=1e-5)

@@ -17,16 +17,40 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from types import TracebackType
 
 import numpy as np
+import torch
 from torch import Tensor
 
+from vaura_core.engine.device import torch_threads
 from vaura_core.model.codec import Codec
 
-MIN_PIECE_TOKENS = 128  # smaller pieces spend too much of their time on the decoder's context
+# Smaller pieces spend too much of their time on the decoder's context; larger ones leave more to
+# decode after the last step (with parallel chains each stretch's last window ends in the last round).
+MIN_PIECE_TOKENS = 48
 
 
-def decode_pool() -> ThreadPoolExecutor:
-    """The worker thread that decodes pieces, to share among the decoders of one request."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaura-decode")
+class DecodePool(ThreadPoolExecutor):
+    """The one worker thread that decodes pieces, with `threads` torch threads of its own."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = max(1, int(threads))
+        super().__init__(
+            max_workers=1,
+            thread_name_prefix="vaura-decode",
+            initializer=torch.set_num_threads,
+            initargs=(self.threads,),
+        )
+
+
+def decode_pool(threads: int | None = None) -> DecodePool:
+    """The worker to share among the decoders of one request (default threads: this thread's count
+    less the one the decode steps use)."""
+    return DecodePool(max(1, torch.get_num_threads() - 1) if threads is None else threads)
+
+
+def _done() -> Future[None]:
+    piece: Future[None] = Future()
+    piece.set_result(None)
+    return piece
 
 
 class BackgroundDecode:
@@ -45,7 +69,7 @@ class BackgroundDecode:
         codec: Codec,
         codes: Tensor,
         min_piece: int = MIN_PIECE_TOKENS,
-        pool: ThreadPoolExecutor | None = None,
+        pool: DecodePool | None = None,
     ) -> None:
         if codes.dim() != 3:
             raise ValueError(f"codes must be (batch, codebooks, time), got shape {tuple(codes.shape)}")
@@ -59,8 +83,8 @@ class BackgroundDecode:
         self.decoded = 0  # tokens [0, decoded) are queued or done
         self._own_pool = pool is None
         self._pool = pool or decode_pool()
-        self._pending: list[Future[None]] = []
-        self.busy_s = 0.0  # worker time spent decoding
+        self._pending: list[tuple[Future[None], tuple[Tensor, int, int, int]]] = []
+        self.busy_s = 0.0  # time spent decoding, by the worker and by `result`'s caller
         self.wait_s = 0.0  # time `result` waited: the decoding generation did not hide
 
     def __enter__(self) -> BackgroundDecode:
@@ -69,9 +93,9 @@ class BackgroundDecode:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for piece in self._pending:
+        for piece, _ in self._pending:
             piece.cancel()  # only those not started yet
-        wait(self._pending)
+        wait([piece for piece, _ in self._pending])
         if self._own_pool:
             self._pool.shutdown(wait=True)
 
@@ -83,11 +107,20 @@ class BackgroundDecode:
             self._queue(self.decoded, stop)
 
     def result(self) -> np.ndarray:
-        """All samples: the queued pieces, then the rest decoded now (every token must be final)."""
+        """All samples: the queued pieces, then the rest decoded now (every token must be final).
+
+        The caller would only wait, so it decodes the pieces the worker has not started yet itself,
+        beside the worker, with the cores the worker leaves it.
+        """
         t0 = time.perf_counter()
         if self.decoded < self.n_tokens:
             self._queue(self.decoded, self.n_tokens)
-        for piece in self._pending:
+        with torch_threads(torch.get_num_threads() - self._pool.threads):
+            for i, (piece, args) in enumerate(self._pending):
+                if piece.cancel():  # not started: decode it here, and record it as done
+                    self._decode(*args)
+                    self._pending[i] = (_done(), args)
+        for piece, _ in self._pending:
             piece.result()  # re-raises a worker's error here
         self.wait_s += time.perf_counter() - t0
         return self.out
@@ -98,7 +131,8 @@ class BackgroundDecode:
         if int(tokens.min()) < 0:
             raise RuntimeError(f"tokens {lo}..{hi} are not all generated yet")
         self.decoded = stop
-        self._pending.append(self._pool.submit(self._decode, tokens, start - lo, start, stop))
+        args = (tokens, start - lo, start, stop)
+        self._pending.append((self._pool.submit(self._decode, *args), args))
 
     def _decode(self, tokens: Tensor, skip: int, start: int, stop: int) -> None:
         # Row by row: a convolution's rounding may depend on the batch size, and a take must be the

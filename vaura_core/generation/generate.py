@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from vaura_core.engine.device import torch_threads
 from vaura_core.errors import Cancelled
 from vaura_core.generation.sampling import SamplingParams, apply_cfg, make_generators, sample
-from vaura_core.model.decode import FastDecoder
+from vaura_core.model.decode import FastDecoder, call_bound
 from vaura_core.model.lm import FusionLM
 from vaura_core.model.pattern import build_delayed, revert_delayed
 
@@ -120,7 +121,8 @@ def generate_window(
         """Guided logits (B, Q, V) for column `col`, from the columns before it."""
         nonlocal fast
         if fast is not None:
-            out = fast.step(seq[..., col - 1].repeat(rows // batch, 1), col - 1)
+            column = seq[..., col - 1]
+            out = fast.step(column if rows == batch else torch.cat([column] * (rows // batch)), col - 1)
         else:
             # The oracle re-feeds everything; the cached path prefills everything known once.
             window = seq[..., :col].repeat(rows // batch, 1, 1)
@@ -134,7 +136,8 @@ def generate_window(
     kept: list[Tensor] | None = [] if keep_logits else None
     t0 = time.perf_counter()
     n_total = total - first
-    for done, col in enumerate(range(first, total), start=1):
+
+    def step(done: int, col: int) -> None:
         if cancel is not None and cancel.is_cancelled():
             raise Cancelled("generation cancelled")
         logits = logits_before(col)
@@ -145,6 +148,13 @@ def generate_window(
         seq[..., col] = torch.where(seq[..., col] == UNKNOWN, nxt, seq[..., col])
         if progress is not None:
             progress(done, n_total)
+
+    step(1, first)  # the prefill: one batched pass over every known column, on every thread
+    # A small model's one-token steps run fastest on one thread (`call_bound`), leaving the other
+    # cores free (the codec decodes finished windows beside them, `engine.overlap`).
+    with torch_threads(1 if use_cache and call_bound(lm) else torch.get_num_threads()):
+        for done, col in enumerate(range(first + 1, total), start=2):
+            step(done, col)
 
     if (seq == UNKNOWN).any():
         raise RuntimeError("generation left unknown tokens: pattern bookkeeping is broken")

@@ -15,6 +15,7 @@ the only place that touches `dac`, so the codec library stays swappable.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Callable, Iterable
 from types import ModuleType
@@ -119,13 +120,21 @@ class _WaveToCodes(nn.Module):
         return codes
 
 
+_SWAP_LOCK = threading.Lock()
+
+
 def _runner(path: nn.Module, weights_dtype: torch.dtype, device: torch.device) -> Callable[[Tensor], Tensor]:
     """Call `path`, on float32 copies of its weights when they are half precision on the CPU."""
     if device.type != "cpu" or weights_dtype not in _HALF_DTYPES:
         return path
     # Casting the weights takes under a second; fp16 convs on a CPU are 25-140x slower than fp32.
     state = {name: t.float() for name, t in [*path.named_parameters(), *path.named_buffers()]}
-    return lambda x: torch.func.functional_call(path, state, (x,))
+
+    def run(x: Tensor) -> Tensor:
+        with _SWAP_LOCK:  # functional_call swaps the module's tensors while it runs
+            return torch.func.functional_call(path, state, (x,))
+
+    return run
 
 
 def _run_chunked(
