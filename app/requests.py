@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vaura_core.engine.chains import MAX_CHAINS
+from vaura_core.engine.chains import DEFAULT_CHAINS, MAX_CHAINS
 from vaura_core.engine.engine import DEFAULT_CROSSFADE, Track
 from vaura_core.generation.sampling import SamplingParams
 
@@ -56,7 +56,7 @@ class GenerateRequest:
     stride_segments: int = 1  # window advance in 0.64 s segments (1, 2 or 3)
     start: float = 0.0
     end: float | None = None
-    chains: int = 1  # stretches generated side by side (`Engine.generate`)
+    chains: int = DEFAULT_CHAINS  # stretches generated side by side (`Engine.generate`)
 
     def __post_init__(self) -> None:
         _normalise(self)

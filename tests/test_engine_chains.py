@@ -14,8 +14,9 @@ from vaura_core.engine.chains import (
     Chain,
     join_audio,
     join_codes,
-    join_point,
     plan_chains,
+    seam_fade,
+    seam_span,
 )
 from vaura_core.generation.sampling import SamplingParams
 
@@ -44,24 +45,55 @@ def test_a_short_range_stays_one_chain():
             plan_chains(TL, 0, 100, 8, bad)
 
 
-def test_joined_audio_crossfades_in_the_middle_of_the_overlap():
-    parts = [Chain(0, 0, TL.segment_token(5)), Chain(4, TL.segment_token(4), TL.segment_token(8))]
+def _two_chains() -> list[Chain]:
+    return [Chain(0, 0, TL.segment_token(5)), Chain(4, TL.segment_token(4), TL.segment_token(8))]
+
+
+def test_chains_switch_at_the_quietest_moment_of_the_overlap_per_take():
+    parts = _two_chains()
+    n = parts[-1].token_end * TL.hop
+    lo, hi = seam_span(TL, *parts)
+    assert TL.segment_token(4) * TL.hop < lo < hi < TL.segment_token(5) * TL.hop
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1.0, (2, parts[0].token_end * TL.hop)).astype(np.float32)
+    b = rng.normal(0, 1.0, (2, (parts[1].token_end - parts[1].token_start) * TL.hop)).astype(np.float32) + 5
+    # A quiet gap in both chains, at a different place for each take.
+    quiet = [lo + (hi - lo) // 5, lo + (hi - lo) * 3 // 4]
+    for row, q in enumerate(quiet):
+        a[row, q - 4000 : q + 4000] = 0.0
+        b[row, q - 4000 - parts[1].token_start * TL.hop : q + 4000 - parts[1].token_start * TL.hop] = 0.0
+    out, cuts = join_audio(TL, parts, [a, b], n)
+    fade = seam_fade(TL)
+    for row, q in enumerate(quiet):
+        cut = int(cuts[0][row])
+        assert abs(cut - q) <= 4000 - fade // 2  # the whole crossfade lies in the silence
+        at = cut - fade // 2
+        assert np.array_equal(out[row, :at], a[row, :at])  # one chain before, the other after
+        rel = at + fade - parts[1].token_start * TL.hop
+        assert np.array_equal(out[row, at + fade :], b[row, rel:])
+        assert not out[row, at : at + fade].any()
+
+    codes = [np.zeros((2, 9, parts[-1].token_end), np.int64), np.ones((2, 9, parts[-1].token_end), np.int64)]
+    joined = join_codes(TL, parts, codes, cuts)
+    for row in range(2):
+        switch = int(cuts[0][row]) // TL.hop
+        assert not joined[row, :, :switch].any() and joined[row, :, switch:].all()
+
+
+def test_a_seam_fades_between_loud_chains():
+    parts = _two_chains()
     n = parts[-1].token_end * TL.hop
     a = np.full((1, parts[0].token_end * TL.hop), 2.0, np.float32)
     b = np.full((1, (parts[1].token_end - parts[1].token_start) * TL.hop), 3.0, np.float32)
-    out = join_audio(TL, parts, [a, b], n)[0]
-    at, length = join_point(TL, *parts)
-    assert TL.segment_token(4) * TL.hop < at and at + length < TL.segment_token(5) * TL.hop
-    assert np.all(out[:at] == 2.0) and np.all(out[at + length :] == 3.0)
-    fade = out[at : at + length]
-    assert fade[0] == pytest.approx(2.0, rel=0.01) and fade[-1] == pytest.approx(3.0, rel=0.01)
-    mid = length // 2
-    assert fade[mid] == pytest.approx((2.0 + 3.0) * np.sqrt(0.5), rel=0.02)
-
-    codes = [np.zeros((1, 9, parts[-1].token_end), np.int64), np.ones((1, 9, parts[-1].token_end), np.int64)]
-    joined = join_codes(TL, parts, codes)[0]
-    switch = (at + length // 2) // TL.hop
-    assert not joined[:, :switch].any() and joined[:, switch:].all()
+    out, cuts = join_audio(TL, parts, [a, b], n)
+    lo, hi = seam_span(TL, *parts)
+    cut, fade = int(cuts[0][0]), seam_fade(TL)
+    assert lo <= cut - fade // 2 and cut + fade // 2 <= hi
+    at = cut - fade // 2
+    assert np.all(out[0, :at] == 2.0) and np.all(out[0, at + fade :] == 3.0)
+    ramp = out[0, at : at + fade]
+    assert ramp[0] == pytest.approx(2.0, rel=0.01) and ramp[-1] == pytest.approx(3.0, rel=0.01)
+    assert ramp[fade // 2] == pytest.approx((2.0 + 3.0) * np.sqrt(0.5), rel=0.02)  # equal power
 
 
 def test_generation_with_chains_fills_the_clip_and_reproduces(engine):  # noqa: F811
@@ -77,7 +109,7 @@ def test_generation_with_chains_fills_the_clip_and_reproduces(engine):  # noqa: 
     again = engine.generate(clip, PARAMS, [2], chains=2)[0]
     assert np.array_equal(again.codes, takes[1].codes) and np.array_equal(again.audio, takes[1].audio)
     # The first stretch starts as the sequential generation does: same seed, same video, same window.
-    sequential = engine.generate(clip, PARAMS, [2])[0]
+    sequential = engine.generate(clip, PARAMS, [2], chains=1)[0]
     assert sequential.chains == 1 and not np.array_equal(sequential.codes, takes[1].codes)
     assert np.array_equal(sequential.codes[:, : TL.window_tokens], takes[1].codes[:, : TL.window_tokens])
 

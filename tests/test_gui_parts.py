@@ -19,6 +19,7 @@ from app.preview import FrameLoader
 from app.settings import GENERATION_OPTIONS, AppSettings
 from app.undo import ProjectHistory
 from tests.media_factory import AudioSpec, make_video, read_index
+from vaura_core.engine.chains import DEFAULT_CHAINS
 from vaura_core.errors import Cancelled, VauraError
 from vaura_core.media import probe
 from vaura_core.project import CommitTake, DeleteRegion, SetGain
@@ -192,10 +193,10 @@ def test_parameters_panel_has_vaura_defaults_and_seeds(qtbot) -> None:
 def test_parameters_panel_offers_parallel_chains_for_long_clips(qtbot) -> None:
     panel = ParametersPanel()
     qtbot.addWidget(panel)
-    assert panel.chain_count() == 1 and panel.chains.toolTip()  # continuous by default
+    assert panel.chain_count() == DEFAULT_CHAINS == 4 and panel.chains.toolTip()  # parallel by default
     with qtbot.waitSignal(panel.settings_changed) as changed:
-        panel.chains.setCurrentIndex(panel.chains.findData(4))
-    assert changed.args[0].chains == 4 and panel.chain_count() == 4
+        panel.chains.setCurrentIndex(panel.chains.findData(1))
+    assert changed.args[0].chains == 1 and panel.chain_count() == 1
     panel.set_generation_settings(GenerationSettings(chains=3))  # a value the list does not offer
     assert panel.chain_count() == 3 and panel.generation_settings().chains == 3
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from vaura_core.engine.chains import DEFAULT_CHAINS
 from vaura_core.generation.generate import generate_window
 from vaura_core.generation.sampling import SamplingParams
 from vaura_core.model.vaura import VAura
@@ -209,7 +210,7 @@ def run_clip_bench(
     out_dir: str,
     params: SamplingParams | None = None,
     seed: int = 0,
-    chains: int = 1,
+    chains: int = DEFAULT_CHAINS,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> ClipBenchResult:
     """End to end on a real clip: decode, visual features, generation, codec decode, WAV + MP4 export.

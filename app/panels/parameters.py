@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vaura_core.engine.chains import DEFAULT_CHAINS
 from vaura_core.generation.sampling import SamplingParams
 from vaura_core.project.model import GenerationSettings
 
@@ -166,11 +167,12 @@ class ParametersPanel(QFrame):
         self.chains = QComboBox(self)
         for count, label in ((1, "Continuous"), (2, "2 in parallel"), (4, "4 in parallel")):
             self.chains.addItem(label, count)
+        self.chains.setCurrentIndex(self.chains.findData(DEFAULT_CHAINS))
         self.chains.setToolTip(
-            "How a long clip is generated. Continuous: every window hears the audio before it. "
-            "In parallel: the clip is cut into stretches generated side by side: faster (a 10 s clip "
-            "about twice as fast with 4), with a short crossfade where two stretches meet and "
-            "slightly looser timing."
+            "How a long clip is generated. In parallel (the default, 4): the clip is cut into "
+            "stretches generated side by side, each handing over to the next at a quiet moment once "
+            "the next has settled; a 10 s clip is ready about 1.6 times as fast. Continuous: every window "
+            "hears the audio before it."
         )
 
         form = QFormLayout()

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from vaura_core.engine.chains import DEFAULT_CHAINS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure engine speed and memory", description=__doc__)
@@ -28,8 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--chains",
         type=int,
-        default=1,
-        help="with --clip: generate the clip as up to this many stretches side by side (default 1)",
+        default=DEFAULT_CHAINS,
+        help="with --clip: generate the clip as up to this many stretches side by side (default "
+        f"{DEFAULT_CHAINS}; 1: continuous)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)

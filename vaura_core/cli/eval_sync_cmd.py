@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from vaura_core.engine.chains import DEFAULT_CHAINS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -29,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--chains",
         type=int,
-        default=1,
-        help="generate each clip as up to K stretches side by side (default 1: sequential windows)",
+        default=DEFAULT_CHAINS,
+        help=f"generate each clip as up to K stretches side by side (default {DEFAULT_CHAINS}; 1: "
+        "sequential windows)",
     )
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument(
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(EXIT_BAD_INPUT, str(exc))
     report.command = (
         f"vaura eval-sync --model {name} --count {args.count} --seed {args.seed} --duration {args.duration:g}"
-        + (f" --chains {args.chains}" if args.chains > 1 else "")
+        f" --chains {args.chains}"  # named always: the default changed (1 before parallel chains)
     )
     data = report.to_dict()
     if args.card:

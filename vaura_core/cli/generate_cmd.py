@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from vaura_core.engine.chains import DEFAULT_CHAINS
+
 OUTPUT_SUFFIXES = (".wav", ".mp4", ".mov")
 
 
@@ -34,9 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--chains",
         type=int,
-        default=1,
-        help="generate a long range as up to this many stretches side by side: faster, one crossfaded "
-        "seam between stretches (default 1: every window continues the one before)",
+        default=DEFAULT_CHAINS,
+        help="generate a long range as up to this many stretches side by side, each switching to the "
+        f"next at a quiet moment (default {DEFAULT_CHAINS}; 1: every window continues the one before)",
     )
     p.add_argument("--rate", type=int, default=44100, choices=[44100, 48000], help="WAV sample rate")
     p.add_argument("--bits", default="24", choices=["16", "24", "32f"], help="WAV sample format")

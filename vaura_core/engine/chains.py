@@ -3,11 +3,13 @@
 Sequential generation is one chain: every window continues from the one before, so a 10 s clip is
 966 decode steps in a row. With K chains the range is cut at segment boundaries; each stretch starts
 with a fresh window and continues sequentially, and the K stretches advance together as one batch
-(for a small model a step's cost grows far less than its rows: measured 2.9 ms for 2 rows, 4.2 ms
-for 8, under load), so the 10 s clip takes 545 steps with K = 2 and 293 with K = 4.
-The price is K - 1 seams where a stretch did not hear the audio before it: each stretch
-runs one segment (0.64 s) into the next, and the two are joined with an equal-power crossfade
-in the middle of that overlap, away from the decoder's edges.
+(for a small model a step's cost grows far less than its rows), so the 10 s clip takes about a third
+of the steps with K = 4.
+A stretch's fresh start does not hear the audio before it, and its first 0.6 s or so are poorly timed
+(measured with a one-segment overlap, onsets within 0.4 s after the switch: recall 0.33 and precision
+0.25, against about 0.5 elsewhere). So each stretch runs OVERLAP_SEGMENTS (1.28 s) into the next, and
+each take switches to the next stretch in the second half of that overlap, with a short crossfade at
+the quietest moment there (`seam_cuts`): a hit then sounds once, from the stretch that made it.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ import numpy as np
 from vaura_core.engine.splice import equal_power_fades
 from vaura_core.engine.timeline import Timeline
 
-OVERLAP_SEGMENTS = 1
+# Segments each stretch runs into the next: the first lets the next stretch's fresh start settle, the
+# second is where the take switches.
+OVERLAP_SEGMENTS = 2
 CHAIN_SEED_STRIDE = 100_003  # window j of chain k draws with window index j + k * this
 MAX_CHAINS = 64  # what requests, commands and project files accept (a clip gets fewer if it is short)
+# The default for new generations: the 10 s demo clip's audio is ready about 1.6x as fast as with one
+# chain, alignment within the spread of sampling seeds (docs/benchmarks.md). A clip shorter than two
+# windows stays one chain.
+DEFAULT_CHAINS = 4
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ def plan_chains(tl: Timeline, first_segment: int, n_tokens: int, n_segments: int
     """At most `chains` stretches covering tokens [segment_token(first_segment), n_tokens).
 
     Every stretch spans at least one window of segments (fewer, longer chains otherwise) and starts
-    where a whole window of video exists. Chain k ends one segment into chain k + 1.
+    where a whole window of video exists. Chain k ends OVERLAP_SEGMENTS into chain k + 1.
     """
     if not 1 <= chains <= MAX_CHAINS:
         raise ValueError(f"chains must be 1 to {MAX_CHAINS}, got {chains}")
@@ -53,38 +61,77 @@ def plan_chains(tl: Timeline, first_segment: int, n_tokens: int, n_segments: int
     return out
 
 
-def join_point(tl: Timeline, prev: Chain, nxt: Chain) -> tuple[int, int]:
-    """Crossfade (first sample, length) between two chains: the middle half of their overlap."""
+SEAM_FADE_SECONDS = 0.08  # crossfade at a seam: short enough not to double a hit, long enough not to click
+_SEAM_FRAME_SECONDS = 0.005  # resolution of the search for the quietest moment
+
+
+def seam_span(tl: Timeline, prev: Chain, nxt: Chain) -> tuple[int, int]:
+    """Samples [lo, hi) where two chains may switch: the second half of their overlap, after the
+    fresh start of `nxt` has settled, and away from the decoder's edge at the end of `prev`."""
     a, b = nxt.token_start * tl.hop, prev.token_end * tl.hop
-    quarter = (b - a) // 4
-    return a + quarter, max(1, (b - a) - 2 * quarter)
+    margin = (b - a) // 16
+    return a + (b - a) // 2 + margin, b - margin
 
 
-def join_audio(tl: Timeline, chains: list[Chain], audio: list[np.ndarray], n_samples: int) -> np.ndarray:
-    """One (B, n_samples) track from each chain's (B, samples) audio starting at its first token."""
+def seam_cuts(
+    tl: Timeline, prev: Chain, nxt: Chain, prev_wav: np.ndarray, next_wav: np.ndarray
+) -> np.ndarray:
+    """For each row, the sample (absolute) where the take switches from `prev` to `nxt`.
+
+    prev_wav / next_wav: (B, samples) audio of each chain from its first token. The cut is the centre
+    of the crossfade-long stretch, within `seam_span`, where the two together are quietest: a hit
+    of either then sounds once, from the chain that made it, and the switch cuts no loud sound.
+    """
+    lo, hi = seam_span(tl, prev, nxt)
+    fade = seam_fade(tl)
+    if hi - lo < fade:  # `plan_chains` overlaps stretches by whole segments: a bug if this happens
+        raise ValueError(f"chains {prev} and {nxt} overlap too little to switch between them")
+    p = prev_wav[:, lo - prev.token_start * tl.hop : hi - prev.token_start * tl.hop].astype(np.float64)
+    n = next_wav[:, lo - nxt.token_start * tl.hop : hi - nxt.token_start * tl.hop].astype(np.float64)
+    energy = np.cumsum(np.pad(p**2 + n**2, ((0, 0), (1, 0))), axis=1)
+    starts = np.arange(0, hi - lo - fade + 1, max(1, round(_SEAM_FRAME_SECONDS * tl.sample_rate)))
+    windowed = energy[:, starts + fade] - energy[:, starts]  # energy of [s, s + fade) per row
+    return lo + starts[np.argmin(windowed, axis=1)] + fade // 2
+
+
+def seam_fade(tl: Timeline) -> int:
+    return max(2, round(SEAM_FADE_SECONDS * tl.sample_rate))
+
+
+def join_audio(
+    tl: Timeline, chains: list[Chain], audio: list[np.ndarray], n_samples: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One (B, n_samples) track from each chain's (B, samples) audio starting at its first token,
+    and the cut of every seam (`seam_cuts`: (B,) samples each)."""
     batch = audio[0].shape[0]
     out = np.zeros((batch, n_samples), dtype=np.float32)
+    fade = seam_fade(tl)
+    f_out, f_in = equal_power_fades(fade)
+    cuts: list[np.ndarray] = []
     for i, (chain, wav) in enumerate(zip(chains, audio, strict=True)):
         start = chain.token_start * tl.hop
         end = min(n_samples, start + wav.shape[1])
         if i == 0:
             out[:, start:end] = wav[:, : end - start]
             continue
-        fade_at, fade_len = join_point(tl, chains[i - 1], chain)
-        f_out, f_in = equal_power_fades(fade_len)
-        rel = fade_at - start
-        out[:, fade_at : fade_at + fade_len] = (
-            out[:, fade_at : fade_at + fade_len] * f_out + wav[:, rel : rel + fade_len] * f_in
-        )
-        out[:, fade_at + fade_len : end] = wav[:, rel + fade_len : end - start]
-    return out
+        seam = seam_cuts(tl, chains[i - 1], chain, audio[i - 1], wav)
+        cuts.append(seam)
+        for row, cut in enumerate(seam):
+            at = int(cut) - fade // 2
+            rel = at - start
+            out[row, at : at + fade] = out[row, at : at + fade] * f_out + wav[row, rel : rel + fade] * f_in
+            out[row, at + fade : end] = wav[row, rel + fade : end - start]
+    return out, cuts
 
 
-def join_codes(tl: Timeline, chains: list[Chain], codes: list[np.ndarray]) -> np.ndarray:
-    """(B, Q, T) tokens of the joined track: each chain's own up to the middle of the next crossfade."""
+def join_codes(
+    tl: Timeline, chains: list[Chain], codes: list[np.ndarray], cuts: list[np.ndarray]
+) -> np.ndarray:
+    """(B, Q, T) tokens of the joined track: each row takes each chain's own tokens from the token
+    holding its seam's cut (`join_audio`) on."""
     out = codes[0].copy()
     for i in range(1, len(chains)):
-        fade_at, fade_len = join_point(tl, chains[i - 1], chains[i])
-        switch = (fade_at + fade_len // 2) // tl.hop
-        out[..., switch : chains[i].token_end] = codes[i][..., switch : chains[i].token_end]
+        for row, cut in enumerate(cuts[i - 1]):
+            switch = int(cut) // tl.hop
+            out[row, :, switch : chains[i].token_end] = codes[i][row, :, switch : chains[i].token_end]
     return out

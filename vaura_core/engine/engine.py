@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaura_core.engine.chains import CHAIN_SEED_STRIDE, join_audio, join_codes, plan_chains
+from vaura_core.engine.chains import CHAIN_SEED_STRIDE, DEFAULT_CHAINS, join_audio, join_codes, plan_chains
 from vaura_core.engine.overlap import BackgroundDecode, decode_pool
 from vaura_core.engine.splice import splice
 from vaura_core.engine.timeline import Timeline, WindowPlan, plan_windows
@@ -217,7 +217,7 @@ class Engine:
         start: float = 0.0,
         end: float | None = None,
         stride_segments: int = 1,
-        chains: int = 1,
+        chains: int = DEFAULT_CHAINS,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
         timings: dict[str, float] | None = None,
@@ -269,7 +269,9 @@ class Engine:
                 cancel,
                 on_final=lambda k, t: decoders[k].advance(t - parts[k].token_start),
             )
-            wavs = [d.result() for d in decoders]
+            # Last first: the worker takes queued pieces in order, the caller decodes those it has
+            # not started (`BackgroundDecode.result`), so the two meet in the middle.
+            wavs = [d.result() for d in reversed(decoders)][::-1]
             if timings is not None:
                 for key, what in (("codec_busy", "busy_s"), ("codec_wait", "wait_s")):
                     timings[key] = timings.get(key, 0.0) + sum(getattr(d, what) for d in decoders)
@@ -278,8 +280,9 @@ class Engine:
         if len(parts) == 1:  # parts[0] starts at token0, as the span's decoding
             rows, audio = codes[0], wavs[0]
         else:  # joined from the clip's start: the span's decoding starts at token0
-            rows = torch.from_numpy(join_codes(tl, parts, [c.numpy() for c in codes]))
-            audio = join_audio(tl, parts, wavs, n_tokens * tl.hop)[:, token0 * tl.hop :]
+            joined, cuts = join_audio(tl, parts, wavs, n_tokens * tl.hop)
+            rows = torch.from_numpy(join_codes(tl, parts, [c.numpy() for c in codes], cuts))
+            audio = joined[:, token0 * tl.hop :]
         return [
             self._take(span, params, seed, rows[b], wav=audio[b], chains=len(parts))
             for b, seed in enumerate(seeds)

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from vaura_core.engine.chains import DEFAULT_CHAINS
+
 log = logging.getLogger(__name__)
 
 DETECT_RATE = 16_000
@@ -245,13 +247,13 @@ def evaluate_sync(
     *,
     duration: float = 10.0,
     params: Any = None,
-    chains: int = 1,
+    chains: int = DEFAULT_CHAINS,
     work_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> SyncReport:
     """Render `count` fresh Foley World clips (those of `vaura foley-world --seed S --count N`), generate
     audio for each from its own video and from the next clip's video, and score all against the events.
-    `chains` as `Engine.generate` (1: sequential windows, as the original)."""
+    `chains` as `Engine.generate` (1: sequential windows, as the original; default `DEFAULT_CHAINS`)."""
     from vaura_core.engine.engine import Engine
     from vaura_core.engine.features import compute_clip_features
     from vaura_core.foley_world.scene import SceneSpec, build_scene

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from vaura_core.engine.chains import MAX_CHAINS
+from vaura_core.engine.chains import DEFAULT_CHAINS, MAX_CHAINS
 from vaura_core.engine.splice import splice
 from vaura_core.project.clip import ClipRef
 from vaura_core.project.errors import CommandError
@@ -69,7 +69,7 @@ class GenerationSettings:
     seed: int = 0  # used when seed_mode is "locked"
     variations: int = 1
     stride_segments: int = 1
-    chains: int = 1  # long clips as up to this many stretches side by side (engine.chains)
+    chains: int = DEFAULT_CHAINS  # long clips as up to this many stretches side by side (engine.chains)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not MODEL_NAME.fullmatch(self.model):
