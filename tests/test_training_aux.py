@@ -347,6 +347,9 @@ def test_training_record_and_card_show_the_event_loss():
     assert "--video-lookahead 0" in card  # the test preset looks ahead as the original, not as tiny's
     ahead = dataclasses.replace(CFG, lm=dataclasses.replace(CFG.lm, video_lookahead=1))
     assert "--video-lookahead" not in render_model_card({"name": "t", "training": record}, ahead, None)
+    assert "- note:" not in card
+    noted = render_model_card({"name": "t", "training": {**record, "note": "paused twice"}}, CFG, None)
+    assert "- note: paused twice" in noted
 
 
 def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):

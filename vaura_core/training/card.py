@@ -163,6 +163,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         *aux_lines,
         f"- total wall time {tr.get('seconds')} s on {st.get('machine')} ({st.get('device')}, torch "
         f"{st.get('torch')})",
+        *([f"- note: {tr['note']}"] if tr.get("note") else []),
         "",
         "### Codec loss curve",
         "",

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 CLIP_SECONDS = 10.24  # 16 whole segments: 13 training windows per clip
 CODEC_SHARE = 0.4  # of the time left after the data is ready: the codec is the slower learner
 TOWER_SHARE = 0.15  # of the time left after the codec: the visual tower's event pretraining
-ONSET_WEIGHT = 2.0  # extra loss weight of impact tokens (docs/training-notes.md, run 6)
+ONSET_WEIGHT = 5.0  # extra loss weight of impact tokens (docs/training-notes.md, runs 6 and 7)
 TOWER_STREAM = StreamSettings(workers=2)  # frames only: rendering, not the tower, is the slow part
 RESERVE_SECONDS = 90.0  # encoding the clips and writing the model
 
