@@ -362,6 +362,11 @@ def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
     assert "--onset-weight" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lookahead", "-1"]) == 2
     assert "--video-lookahead" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train-tiny", "--help"])
+    from vaura_core.training.tiny import ONSET_WEIGHT
+
+    assert f"(default {ONSET_WEIGHT:g}, the shipped" in " ".join(capsys.readouterr().out.split())
 
 
 def test_onset_weights_mark_the_timesteps_of_impact_tokens_by_time():

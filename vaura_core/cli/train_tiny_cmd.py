@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--onset-weight",
         type=float,
         default=None,
-        help="extra transformer loss weight of the audio tokens at impacts (default 2; 0: a plain mean)",
+        help="extra transformer loss weight of the audio tokens at impacts (default 5, the shipped "
+        "weights' recipe; 0: a plain mean)",
     )
     p.add_argument(
         "--video-lookahead",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vaura_core.engine.splice import equal_power_fades
+from vaura_core.engine.splice import splice
 from vaura_core.engine.timeline import Timeline
 
 # Segments each stretch runs into the next: the first lets the next stretch's fresh start settle, the
@@ -65,6 +65,11 @@ SEAM_FADE_SECONDS = 0.08  # crossfade at a seam: short enough not to double a hi
 _SEAM_FRAME_SECONDS = 0.005  # resolution of the search for the quietest moment
 
 
+def seam_fade(tl: Timeline) -> int:
+    """Samples of the crossfade at a seam."""
+    return max(2, round(SEAM_FADE_SECONDS * tl.sample_rate))
+
+
 def seam_span(tl: Timeline, prev: Chain, nxt: Chain) -> tuple[int, int]:
     """Samples [lo, hi) where two chains may switch: the second half of their overlap, after the
     fresh start of `nxt` has settled, and away from the decoder's edge at the end of `prev`."""
@@ -94,10 +99,6 @@ def seam_cuts(
     return lo + starts[np.argmin(windowed, axis=1)] + fade // 2
 
 
-def seam_fade(tl: Timeline) -> int:
-    return max(2, round(SEAM_FADE_SECONDS * tl.sample_rate))
-
-
 def join_audio(
     tl: Timeline, chains: list[Chain], audio: list[np.ndarray], n_samples: int
 ) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -106,7 +107,6 @@ def join_audio(
     batch = audio[0].shape[0]
     out = np.zeros((batch, n_samples), dtype=np.float32)
     fade = seam_fade(tl)
-    f_out, f_in = equal_power_fades(fade)
     cuts: list[np.ndarray] = []
     for i, (chain, wav) in enumerate(zip(chains, audio, strict=True)):
         start = chain.token_start * tl.hop
@@ -116,11 +116,9 @@ def join_audio(
             continue
         seam = seam_cuts(tl, chains[i - 1], chain, audio[i - 1], wav)
         cuts.append(seam)
-        for row, cut in enumerate(seam):
+        for row, cut in enumerate(seam):  # this chain from the crossfade before its cut on
             at = int(cut) - fade // 2
-            rel = at - start
-            out[row, at : at + fade] = out[row, at : at + fade] * f_out + wav[row, rel : rel + fade] * f_in
-            out[row, at + fade : end] = wav[row, rel + fade : end - start]
+            out[row] = splice(out[row], wav[row, at - start : end - start], at, fade_in=fade, fade_out=0)
     return out, cuts
 
 

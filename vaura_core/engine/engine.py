@@ -226,9 +226,9 @@ class Engine:
 
         Generation starts at the 0.64 s segment boundary at or before `start`, as a fresh window.
         `chains` > 1 cuts a long range into up to that many stretches generated side by side
-        (`engine.chains`: fewer, wider decode steps; K - 1 crossfaded seams). `timings`, when given,
-        gets "codec_busy" (codec decoding, mostly during generation) and "codec_wait" (the part
-        generation did not hide) added, in seconds.
+        (`engine.chains`, default `DEFAULT_CHAINS`: fewer, wider decode steps; K - 1 seams).
+        `timings`, when given, gets "codec_busy" (codec decoding, mostly during generation) and
+        "codec_wait" (the part generation did not hide) added, in seconds.
         """
         tl = self.tl
         end = clip.duration if end is None else end

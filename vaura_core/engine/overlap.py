@@ -43,7 +43,7 @@ class DecodePool(ThreadPoolExecutor):
 
 def decode_pool(threads: int | None = None) -> DecodePool:
     """The worker to share among the decoders of one request (default threads: this thread's count
-    less the one the decode steps use)."""
+    less one, the core a small model's decode steps keep, `generation.generate`)."""
     return DecodePool(max(1, torch.get_num_threads() - 1) if threads is None else threads)
 
 
