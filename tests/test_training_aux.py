@@ -347,7 +347,9 @@ def test_training_record_and_card_show_the_event_loss():
     assert "--video-lookahead 0" in card  # the test preset looks ahead as the original, not as tiny's
     ahead = dataclasses.replace(CFG, lm=dataclasses.replace(CFG.lm, video_lookahead=1))
     assert "--video-lookahead" not in render_model_card({"name": "t", "training": record}, ahead, None)
-    assert "- note:" not in card
+    assert "- note:" not in card and "--clips" not in card  # the default number of clips
+    fewer = {**record, "settings": {**record["settings"], "n_clips": 4}}
+    assert "--clips 4 --aux-weight 0.5" in render_model_card({"name": "t", "training": fewer}, CFG, None)
     noted = render_model_card({"name": "t", "training": {**record, "note": "paused twice"}}, CFG, None)
     assert "- note: paused twice" in noted
 
@@ -364,9 +366,10 @@ def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
     assert "--video-lookahead" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train-tiny", "--help"])
-    from vaura_core.training.tiny import ONSET_WEIGHT
+    from vaura_core.training.tiny import N_CLIPS, ONSET_WEIGHT
 
-    assert f"(default {ONSET_WEIGHT:g}, the shipped" in " ".join(capsys.readouterr().out.split())
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(default {ONSET_WEIGHT:g}, the shipped" in help_text and f"(default {N_CLIPS})" in help_text
 
 
 def test_onset_weights_mark_the_timesteps_of_impact_tokens_by_time():

@@ -72,8 +72,11 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
     aux_weight = st.get("aux_weight", (st.get("lm") or {}).get("aux_weight", 0.0))
     onset_weight = (st.get("lm") or {}).get("onset_weight", 0.0)
     lookahead = cfg.lm.video_lookahead
+    from vaura_core.training.tiny import N_CLIPS
+
     aux_flag = (
-        (f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else "")
+        (f" --clips {st['n_clips']}" if st.get("n_clips", N_CLIPS) != N_CLIPS else "")
+        + (f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else "")
         + (f" --onset-weight {onset_weight:g}" if onset_weight else "")
         + (f" --video-lookahead {lookahead}" if lookahead != preset("tiny").lm.video_lookahead else "")
     )

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 CLIP_SECONDS = 10.24  # 16 whole segments: 13 training windows per clip
 CODEC_SHARE = 0.4  # of the time left after the data is ready: the codec is the slower learner
 TOWER_SHARE = 0.15  # of the time left after the codec: the visual tower's event pretraining
+N_CLIPS = 120  # fixed clips the codec learns from
 ONSET_WEIGHT = 5.0  # extra loss weight of impact tokens (docs/training-notes.md, runs 6 and 7)
 TOWER_STREAM = StreamSettings(workers=2)  # frames only: rendering, not the tower, is the slow part
 RESERVE_SECONDS = 90.0  # encoding the clips and writing the model
@@ -135,7 +136,7 @@ def train_tiny(
     minutes_budget: float = 85.0,
     *,
     work_dir: Path | None = None,
-    n_clips: int = 120,
+    n_clips: int = N_CLIPS,
     codec_steps: int | None = None,
     lm_steps: int | None = None,
     tower_steps: int | None = None,
