@@ -12,6 +12,7 @@ from vaura_core.engine.chains import (
     MAX_CHAINS,
     OVERLAP_SEGMENTS,
     Chain,
+    heard_from,
     join_audio,
     join_codes,
     plan_chains,
@@ -80,6 +81,24 @@ def test_chains_switch_at_the_quietest_moment_of_the_overlap_per_take():
         assert not joined[row, :, :switch].any() and joined[row, :, switch:].all()
 
 
+def test_a_chain_is_heard_only_from_its_seam_span_on():
+    """What `heard_from` leaves undecoded never reaches the joined track, and it is most of the overlap."""
+    parts = plan_chains(TL, 0, TL.tokens_for(10.0), TL.segments_for(10.0), 4)
+    heard = heard_from(TL, parts)
+    assert heard[0] == 0 and len(heard) == len(parts) == 4
+    overlap = round(OVERLAP_SEGMENTS * TL.tokens_per_segment())
+    assert all(overlap // 2 <= h < overlap for h in heard[1:])
+    rng = np.random.default_rng(3)
+    wavs = [rng.normal(0, 1.0, (2, (p.token_end - p.token_start) * TL.hop)).astype(np.float32) for p in parts]
+    n = parts[-1].token_end * TL.hop
+    out, cuts = join_audio(TL, parts, wavs, n)
+    for wav, h in zip(wavs, heard, strict=True):
+        wav[:, : h * TL.hop] = 100.0  # what is never decoded
+    again, cuts_again = join_audio(TL, parts, wavs, n)
+    assert np.array_equal(again, out)
+    assert all(np.array_equal(a, b) for a, b in zip(cuts, cuts_again, strict=True))
+
+
 def test_a_seam_fades_between_loud_chains():
     parts = _two_chains()
     n = parts[-1].token_end * TL.hop
@@ -123,7 +142,7 @@ def test_chains_run_their_windows_side_by_side(engine, monkeypatch):  # noqa: F8
 
     calls = []
 
-    def fake_window(lm, features, n_steps, *, params, seeds, prompt=None, progress=None, cancel=None):
+    def fake_window(lm, features, n_steps, *, params, seeds, prompt=None, progress=None, cancel=None, **_kw):
         calls.append((features.shape[0], n_steps, 0 if prompt is None else prompt.shape[-1], list(seeds)))
         codes = torch.zeros(len(seeds), TL.cfg.n_codebooks, n_steps, dtype=torch.long)
         if prompt is not None:
@@ -141,3 +160,24 @@ def test_chains_run_their_windows_side_by_side(engine, monkeypatch):  # noqa: F8
             assert calls[0][0] == 8  # four stretches x two variations in one batch
             assert len({s for *_, seeds in calls for s in seeds}) == sum(len(c[3]) for c in calls)
     assert steps[4] < 0.4 * steps[1], steps
+
+
+def test_chained_audio_is_decoded_while_the_windows_run(engine, monkeypatch):  # noqa: F811
+    """Pieces go to the codec before their window ends, and the audio is still that of the codes."""
+    from vaura_core.engine import engine as engine_mod
+
+    seen: list[int] = []
+    advance = engine_mod.BackgroundDecode.advance
+
+    def spy(self, final: int) -> None:
+        seen.append(final)
+        advance(self, final)
+
+    monkeypatch.setattr(engine_mod.BackgroundDecode, "advance", spy)
+    take = engine.generate(_clip(10.0, seed=8), PARAMS, [5], chains=4)[0]
+    assert take.chains == 4
+    assert any(0 < t < TL.window_tokens - 32 for t in seen), seen
+    # The test codec turns each token into a constant block: outside the seams' crossfades the take's
+    # audio is exactly its codes, so no piece was decoded from tokens that changed afterwards.
+    want = (np.repeat(take.codes[0].astype(np.float32), TL.hop) / TL.cfg.vocab_size)[: len(take.audio)]
+    assert np.count_nonzero(~np.isclose(take.audio, want, atol=1e-6)) <= 3 * seam_fade(TL)

@@ -40,6 +40,21 @@ def test_pieces_decoded_as_tokens_become_final_give_the_whole_decode(codec: Code
     torch.testing.assert_close(torch.from_numpy(audio), torch.from_numpy(want), rtol=1e-4, atol=1e-5)
 
 
+def test_tokens_before_start_are_never_decoded(codec: Codec):
+    full = _codes(codec, 300)
+    with BackgroundDecode(codec, full, min_piece=32, start=70) as bg:
+        for final in (100, 200, 300):
+            bg.advance(final)
+        audio = bg.result()
+    hop = codec.hop_length
+    assert not audio[:, : 70 * hop].any()
+    want = torch.from_numpy(codec.decode(full, chunk_tokens=None).numpy()[:, 70 * hop :])
+    torch.testing.assert_close(torch.from_numpy(audio[:, 70 * hop :]), want, rtol=1e-4, atol=1e-5)
+    for bad in (-1, 300):
+        with pytest.raises(ValueError, match="outside"):
+            BackgroundDecode(codec, full, start=bad)
+
+
 def test_pieces_start_before_the_end_and_never_read_unfinished_tokens(codec: Codec):
     full = _codes(codec, 400, batch=1)
     filling = torch.full_like(full, -1)
@@ -138,11 +153,13 @@ def test_the_decode_pool_leaves_a_core_to_the_decode_steps():
 def test_the_caller_decodes_the_pieces_the_worker_has_not_started(codec: Codec, monkeypatch):
     where: list[str] = []
     decode = codec.decode
+    started = threading.Event()
 
     def spy(tokens: torch.Tensor, **kw) -> torch.Tensor:
         name = threading.current_thread().name
         where.append(name)
         if name.startswith("vaura-decode"):
+            started.set()
             time.sleep(0.3)  # a busy worker
         return decode(tokens, **kw)
 
@@ -151,6 +168,7 @@ def test_the_caller_decodes_the_pieces_the_worker_has_not_started(codec: Codec, 
     with decode_pool(threads=1) as pool, BackgroundDecode(codec, full, min_piece=32, pool=pool) as bg:
         for final in (100, 200, 300):
             bg.advance(final)
+        assert started.wait(10)  # on a busy machine the worker may take a while to pick up a piece
         audio = bg.result()
         calls = len(where)
         assert bg.result() is audio and len(where) == calls  # asking again decodes nothing twice

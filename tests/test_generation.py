@@ -184,6 +184,22 @@ def test_progress_every_step_and_cancel(lm):
         generate_window(lm, feats, 20, params=SamplingParams(), seeds=[1], progress=cancel_at_5, cancel=token)
 
 
+@pytest.mark.parametrize("prompt_len", [0, 23])
+def test_final_timesteps_are_reported_while_the_window_runs(lm, prompt_len):
+    """Each report is a prefix of the window's final codes, and they come before the window ends."""
+    feats = random_features(lm, batch=2)
+    prompt = torch.randint(0, lm.cfg.vocab_size, (2, 9, prompt_len)) if prompt_len else None
+    seen = []
+    kw = {"params": SamplingParams(cfg_scale=3.0), "seeds": [5, 6], "prompt": prompt}
+    out = generate_window(lm, feats, 60, on_final=lambda codes, n: seen.append((codes.clone(), n)), **kw)
+    assert len(seen) >= 2 and seen[-1][1] < 60
+    ns = [n for _, n in seen]
+    assert ns == sorted(set(ns)) and ns[0] > 0
+    for codes, n in seen:
+        assert codes.shape == (2, 9, n) and torch.equal(codes, out.codes[..., :n])
+    assert torch.equal(generate_window(lm, feats, 60, **kw).codes, out.codes)  # listening changes nothing
+
+
 def test_bad_requests(lm):
     feats = random_features(lm)
     with pytest.raises(ValueError, match="prompt"):

@@ -14,6 +14,7 @@ the quietest moment there (`seam_cuts`): a hit then sounds once, from the stretc
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +77,14 @@ def seam_span(tl: Timeline, prev: Chain, nxt: Chain) -> tuple[int, int]:
     a, b = nxt.token_start * tl.hop, prev.token_end * tl.hop
     margin = (b - a) // 16
     return a + (b - a) // 2 + margin, b - margin
+
+
+def heard_from(tl: Timeline, chains: list[Chain]) -> list[int]:
+    """For each chain, the first of its tokens (counted from its `token_start`) whose audio the joined
+    track can use: a later chain is heard only from its seam's span on (`seam_span`, where the cut's
+    crossfade starts at the earliest), so the overlap's first half need not be decoded at all."""
+    spans = [seam_span(tl, prev, nxt) for prev, nxt in itertools.pairwise(chains)]
+    return [0] + [lo // tl.hop - nxt.token_start for (lo, _), nxt in zip(spans, chains[1:], strict=True)]
 
 
 def seam_cuts(

@@ -17,7 +17,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaura_core.engine.chains import CHAIN_SEED_STRIDE, DEFAULT_CHAINS, join_audio, join_codes, plan_chains
+from vaura_core.engine.chains import (
+    CHAIN_SEED_STRIDE,
+    DEFAULT_CHAINS,
+    heard_from,
+    join_audio,
+    join_codes,
+    plan_chains,
+)
 from vaura_core.engine.overlap import BackgroundDecode, decode_pool
 from vaura_core.engine.splice import splice
 from vaura_core.engine.timeline import Timeline, WindowPlan, plan_windows
@@ -189,6 +196,19 @@ class Engine:
                 eta = elapsed / now * (total - now) if now else None
                 progress(Progress(now / total, eta, f"window {j + 1}/{rounds}"))
 
+            def store(window: Tensor, n: int, j: int = j, ks: list[int] = ks) -> None:
+                """Window j's timesteps [0, n) into each chain's codes, and on to `on_final`."""
+                batch = len(seeds)
+                for i, k in enumerate(ks):
+                    plan = plans[k][j]
+                    end = min(n, plan.n_tokens)
+                    if end <= plan.prompt_len:
+                        continue
+                    rows = window[i * batch : (i + 1) * batch, :, plan.prompt_len : end]
+                    codes[k][:, :, plan.prompt_from : plan.token_start + end] = rows.to(codes[k].device)
+                    if on_final is not None:
+                        on_final(k, plan.token_start + end)
+
             out = generate_window(
                 self.model.sampler,
                 feats,
@@ -198,14 +218,10 @@ class Engine:
                 prompt=prompt,
                 progress=on_step,
                 cancel=cancel,
+                # Finished timesteps go to the codec while the window still runs.
+                on_final=store if on_final is not None else None,
             )
-            batch = len(seeds)
-            for i, k in enumerate(ks):
-                plan = plans[k][j]
-                rows = out.codes[i * batch : (i + 1) * batch, :, plan.prompt_len : plan.n_tokens]
-                codes[k][:, :, plan.prompt_from : plan.token_end] = rows.to(codes[k].device)
-                if on_final is not None:
-                    on_final(k, plan.token_end)
+            store(out.codes, n_tokens)
             done += n_steps
 
     def generate(
@@ -249,15 +265,16 @@ class Engine:
         codes = [
             torch.full((len(seeds), self.cfg.n_codebooks, n_tokens), -1, dtype=torch.long) for _ in parts
         ]
-        # Each chain's audio is decoded while later windows are generated (`engine.overlap`).
+        # Each chain's audio is decoded while later windows are generated (`engine.overlap`), from
+        # where the joined track can hear it on.
         with decode_pool() as pool, ExitStack() as stack:
             decoders = [
                 stack.enter_context(
                     BackgroundDecode(
-                        self.model.audio_encoder, c[:, :, p.token_start : p.token_end], pool=pool
+                        self.model.audio_encoder, c[:, :, p.token_start : p.token_end], pool=pool, start=lead
                     )
                 )
-                for c, p in zip(codes, parts, strict=True)
+                for c, p, lead in zip(codes, parts, heard_from(tl, parts), strict=True)
             ]
             self._run_chained(
                 clip,

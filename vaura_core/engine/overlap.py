@@ -58,7 +58,8 @@ class BackgroundDecode:
 
     `advance(n)` promises that tokens [0, n) will not change again; `result()` waits for the pieces,
     decodes the rest and returns (B, T * hop) float32 samples. Pieces copy their tokens when they are
-    queued, so the caller may keep writing later tokens into `codes`. Use it as a context manager:
+    queued, so the caller may keep writing later tokens into `codes`. Tokens before `start` are never
+    decoded (their samples stay zero): audio nobody will hear. Use it as a context manager:
     leaving early (an error, a cancel) drops the queued pieces and waits for the running one.
     Decoders of one request share a one-thread `pool` so their pieces run one after another beside
     the generation (without one, each has its own thread).
@@ -70,6 +71,7 @@ class BackgroundDecode:
         codes: Tensor,
         min_piece: int = MIN_PIECE_TOKENS,
         pool: DecodePool | None = None,
+        start: int = 0,
     ) -> None:
         if codes.dim() != 3:
             raise ValueError(f"codes must be (batch, codebooks, time), got shape {tuple(codes.shape)}")
@@ -80,7 +82,9 @@ class BackgroundDecode:
         self.min_piece = max(1, int(min_piece))
         self.hop = codec.hop_length
         self.out = np.zeros((codes.shape[0], self.n_tokens * self.hop), dtype=np.float32)
-        self.decoded = 0  # tokens [0, decoded) are queued or done
+        if not 0 <= start < self.n_tokens:
+            raise ValueError(f"start {start} is outside the {self.n_tokens} tokens")
+        self.decoded = int(start)  # tokens [0, decoded) are queued or done (before `start`: silent)
         self._own_pool = pool is None
         self._pool = pool or decode_pool()
         self._pending: list[tuple[Future[None], tuple[Tensor, int, int, int]]] = []

@@ -28,6 +28,11 @@ UNKNOWN = -1
 ProgressFn = Callable[[int, int], None]
 """Called after every decode step with (steps done, steps total)."""
 
+FinalFn = Callable[[Tensor, int], None]
+"""Called as timesteps become final with ((B, Q, n) codes, n): timesteps [0, n) will not change."""
+
+FINAL_EVERY = 16  # decode steps between `FinalFn` calls: a few tens of microseconds each
+
 
 class CancelToken:
     """A thread-safe flag checked once per decode step."""
@@ -73,6 +78,7 @@ def generate_window(
     cancel: CancelToken | None = None,
     use_cache: bool = True,
     keep_logits: bool = False,
+    on_final: FinalFn | None = None,
 ) -> WindowResult:
     """Generate (B, Q, n_steps) codes for one window, B = len(seeds).
 
@@ -80,7 +86,9 @@ def generate_window(
     prompt: optional (1 or B, Q, Tp) codes to continue from, Tp < n_steps; kept in the output. Rows
     may end their prompt early with -1 (UNKNOWN) entries: those timesteps are generated for them.
     Each row b samples with its own generator seeded with seeds[b], so a row's codes do not depend on
-    the other rows in the batch.
+    the other rows in the batch. `on_final` hears the timesteps every codebook has sampled while the
+    window is still running (the delayed pattern completes timestep t at column t + Q), so their audio
+    can be decoded beside the later steps.
     """
     cfg = lm.cfg
     n_q, special = cfg.n_codebooks, cfg.special_token
@@ -148,6 +156,8 @@ def generate_window(
         seq[..., col] = torch.where(seq[..., col] == UNKNOWN, nxt, seq[..., col])
         if progress is not None:
             progress(done, n_total)
+        if on_final is not None and done % FINAL_EVERY == 0 and col - n_q + 1 > 0:
+            on_final(revert_delayed(seq[..., : col + 1]), col - n_q + 1)
 
     step(1, first)  # the prefill: one batched pass over every known column, on every thread
     # A small model's one-token steps run fastest on one thread (`call_bound`), leaving the other
