@@ -1,13 +1,13 @@
 """Codec decoding on a worker thread while generation goes on.
 
-Generation fills a clip's tokens window by window, and once a window is done its tokens never change.
-`BackgroundDecode` decodes each finished stretch as soon as the decoder's context around it is final,
-so by the time the last window is sampled most of the audio exists. The decoder is convolutional with
-a finite reach: a stretch decoded with that many final tokens on each side is what decoding the whole
-sequence gives there (up to float rounding, as `Codec.decode`'s own chunks). A small model's decode
-steps are bound by per-call overhead, so the codec's long convolutions fit beside them on a 2-core
-CPU (docs/benchmarks.md: continuous generation of the 10 s demo clip waits 0.10-0.17 s for its
-codec instead of 0.6-0.8 s).
+Generation fills a clip's tokens window by window, and once every codebook of a timestep is sampled it
+never changes (`generate_window` reports those as it goes). `BackgroundDecode` decodes each finished
+stretch as soon as the decoder's context around it is final, so by the time the last window is sampled
+most of the audio exists. The decoder is convolutional with a finite reach: a stretch decoded with that
+many final tokens on each side is what decoding the whole sequence gives there (up to float rounding, as
+`Codec.decode`'s own chunks). A small model's decode steps are bound by per-call overhead, so the
+codec's long convolutions fit beside them on a 2-core CPU (docs/benchmarks.md: continuous generation of
+the 10 s demo clip waits 0.10-0.17 s for its codec instead of 0.6-0.8 s).
 """
 
 from __future__ import annotations
