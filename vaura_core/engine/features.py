@@ -7,6 +7,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -43,21 +44,29 @@ def compute_clip_features(
     last: torch.Tensor | None = None
     clock = {"decode": 0.0, "features": 0.0}
     segments = model_segments(info, cfg)
-    while True:
-        t0 = time.perf_counter()
-        batch = next(segments, None)
-        t1 = time.perf_counter()
-        clock["decode"] += t1 - t0
-        if batch is None:
-            break
-        if cancel is not None and cancel.is_cancelled():
-            raise Cancelled("feature extraction cancelled")
-        parts.append(model.encode_segments(batch).float().cpu())
-        clock["features"] += time.perf_counter() - t1
-        last = batch[-1]
-        done += batch.shape[0]
-        if progress is not None:
-            progress(Progress(min(1.0, done / needed), None, "analysing video"))
+    try:
+        # The next window's frames decode on a thread while this one is encoded (PyAV and the
+        # encoder's kernels release the GIL); "decode" is then only the time spent waiting for them.
+        with ThreadPoolExecutor(1, thread_name_prefix="vaura-frames") as reader:
+            ahead = reader.submit(next, segments, None)
+            while True:
+                t0 = time.perf_counter()
+                batch = ahead.result()
+                t1 = time.perf_counter()
+                clock["decode"] += t1 - t0
+                if batch is None:
+                    break
+                if cancel is not None and cancel.is_cancelled():
+                    raise Cancelled("feature extraction cancelled")
+                ahead = reader.submit(next, segments, None)
+                parts.append(model.encode_segments(batch).float().cpu())
+                clock["features"] += time.perf_counter() - t1
+                last = batch[-1]
+                done += batch.shape[0]
+                if progress is not None:
+                    progress(Progress(min(1.0, done / needed), None, "analysing video"))
+    finally:
+        segments.close()  # once the reader has stopped: a generator must not run in two threads
     if last is None:
         raise ValueError(f"{info.path.name}: no video frames to analyse")
     if done < needed:
