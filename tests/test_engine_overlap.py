@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.test_codec import SMALL, weight_normed_dac
-from vaura_core.engine.overlap import BackgroundDecode, decode_pool
+from vaura_core.engine.overlap import LENGTH_STEP, BackgroundDecode, decode_pool
 from vaura_core.model.codec import Codec
 
 
@@ -53,6 +53,29 @@ def test_tokens_before_start_are_never_decoded(codec: Codec):
     for bad in (-1, 300):
         with pytest.raises(ValueError, match="outside"):
             BackgroundDecode(codec, full, start=bad)
+
+
+def test_decoded_lengths_come_in_few_sizes(codec: Codec, monkeypatch):
+    """Pieces take more context before them so the decoder sees lengths in steps of LENGTH_STEP (each
+    new length costs the convolution backend a fresh set-up), and the audio is unchanged."""
+    full = _codes(codec, 500)
+    lengths: list[int] = []
+    decode = codec.decode
+
+    def spy(tokens: torch.Tensor, **kw) -> torch.Tensor:
+        lengths.append(tokens.shape[-1])
+        return decode(tokens, **kw)
+
+    monkeypatch.setattr(codec, "decode", spy)
+    with BackgroundDecode(codec, full, min_piece=20, start=37) as bg:
+        for final in (70, 93, 150, 171, 230, 301, 377, 460, 500):
+            bg.advance(final)
+        audio = bg.result()
+    assert len(lengths) >= 2 * 8 and all(n % LENGTH_STEP == 0 for n in lengths), lengths
+    want = torch.from_numpy(decode(full, chunk_tokens=None).numpy()[:, 37 * codec.hop_length :])
+    torch.testing.assert_close(
+        torch.from_numpy(audio[:, 37 * codec.hop_length :]), want, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_pieces_start_before_the_end_and_never_read_unfinished_tokens(codec: Codec):
