@@ -33,7 +33,8 @@ def compute_clip_features(
 
     Clips shorter than one window are padded with segments of their last frame held still, so the
     model sees a static picture after the end (whose audio is trimmed away). `timings`, when given,
-    receives the seconds spent decoding video ("decode") and encoding it ("features").
+    receives the seconds spent waiting for decoded video ("decode": frames are decoded on a thread
+    while the previous window is encoded) and encoding it ("features").
     """
     info = as_clip(clip)
     cfg = model.cfg
