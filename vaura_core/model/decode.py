@@ -31,8 +31,9 @@ def _packable(w: Tensor) -> bool:
 def call_bound(lm: FusionLM) -> bool:
     """Whether `lm`'s decode steps are bound by per-call overhead (small CPU weights, packed). One
     intra-op thread runs them faster than several: OpenMP's fork and join on every small kernel cost
-    more than splitting it saves (vaura-tiny on 2 cores: 0.94 ms a step with one thread, 1.26 ms
-    with two)."""
+    more than splitting it saves (vaura-tiny on 2 cores: 0.94 ms a step of 2 rows with one thread,
+    1.26 ms with two), and the other core decodes audio meanwhile (the 10 s demo clip with 4 chains,
+    8 rows a step: audio ready 2.03 s with one-thread steps, 2.35 s with two; docs/benchmarks.md)."""
     return _packable(lm.layers[0].attention.wqkv.weight)
 
 
