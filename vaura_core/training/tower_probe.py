@@ -1,0 +1,170 @@
+"""How well a trained visual tower finds Foley World's impacts, token by token (`vaura tower-events`).
+
+Why: the generated audio can follow the picture only as well as the tower's features tell where the
+impacts are (docs/training-notes.md, seventh session). The event head trained beside the tower
+(`lm_train.EventHead`) reads the same features the transformer's projection reads, so its calls on
+scenes never trained on measure what the transformer can use. Works on a work folder's `tower.pt`
+(after pretraining) and `lm.pt` (after the transformer stage, which keeps training both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vaura_core.errors import VauraError
+from vaura_core.model.config import VAuraConfig
+from vaura_core.model.visual import MotionFormer
+from vaura_core.training.data import RENDER_SIZE, frame_events, model_frames, token_labels
+from vaura_core.training.lm_train import EventHead
+
+TOWER_PREFIX = "visual_feature_extractor."
+
+
+@dataclass
+class EventDetection:
+    """Token counts (pooled over scenes) and, per kind of impact event, (found, total)."""
+
+    impact_tokens: int = 0
+    right: int = 0  # the impact's material called
+    missed: int = 0  # "no impact" called
+    wrong_material: int = 0
+    empty_tokens: int = 0
+    false_alarms: int = 0  # an impact called on a token without one
+    found_by_kind: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, other: EventDetection) -> None:
+        for name in ("impact_tokens", "right", "missed", "wrong_material", "empty_tokens", "false_alarms"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for kind, (found, total) in other.found_by_kind.items():
+            mine = self.found_by_kind.setdefault(kind, [0, 0])
+            mine[0] += found
+            mine[1] += total
+
+    def rates(self) -> dict[str, float]:
+        n, empty = max(self.impact_tokens, 1), max(self.empty_tokens, 1)
+        out = {
+            "right": self.right / n,
+            "missed": self.missed / n,
+            "wrong_material": self.wrong_material / n,
+            "false_alarms": self.false_alarms / empty,
+        }
+        out.update({f"found_{k}": f / t for k, (f, t) in sorted(self.found_by_kind.items()) if t})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rates": self.rates()}
+
+
+def event_kind(event: dict[str, Any]) -> str:
+    """ "object" (two objects collide), "floor" or "wall"."""
+    if event.get("with") is not None:
+        return "object"
+    return "floor" if event.get("surface") == "floor" else "wall"
+
+
+def score_tokens(
+    predicted: np.ndarray, labels: np.ndarray, impacts: Sequence[dict[str, Any]], tubelet: int
+) -> EventDetection:
+    """Score per-token calls (0: none, k: material k) against labels of the same tokens.
+
+    `impacts` are the scene's impact events; each counts as found when its token got any impact call
+    (both objects of a collision are events of their own, as in the scene's list).
+    """
+    n = min(len(predicted), len(labels))
+    pred, lab = np.asarray(predicted[:n]), np.asarray(labels[:n])
+    hit = lab > 0
+    out = EventDetection(
+        impact_tokens=int(hit.sum()),
+        right=int((pred[hit] == lab[hit]).sum()),
+        missed=int((pred[hit] == 0).sum()),
+        empty_tokens=int((~hit).sum()),
+        false_alarms=int((pred[~hit] > 0).sum()),
+    )
+    out.wrong_material = out.impact_tokens - out.right - out.missed
+    for e in impacts:
+        token = int(e["frame"]) // tubelet
+        if token < n:
+            counts = out.found_by_kind.setdefault(event_kind(e), [0, 0])
+            counts[0] += int(pred[token] > 0)
+            counts[1] += 1
+    return out
+
+
+def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
+    """The tower and event head of a `tower.pt` or `lm.pt` from `vaura train-tiny`'s work folder."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise VauraError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise VauraError(f"{path}: is a folder; give its tower.pt or lm.pt") from None
+    except Exception:  # a torn or foreign file: name it, no traceback (torch's messages say little)
+        raise VauraError(f"{path}: not a readable training checkpoint (tower.pt or lm.pt)") from None
+    if not isinstance(state, dict):
+        raise VauraError(f"{path}: not a training checkpoint")
+    if "tower" in state and "head" in state:
+        tower_state, head_state = state["tower"], state["head"]
+    elif "model" in state and state.get("aux_head") is not None:
+        tower_state = {
+            k[len(TOWER_PREFIX) :]: v for k, v in state["model"].items() if k.startswith(TOWER_PREFIX)
+        }
+        head_state = state["aux_head"]
+    else:
+        raise VauraError(
+            f"{path}: neither a pretrained tower (tower.pt) nor a transformer-stage checkpoint "
+            "with its event head (lm.pt)"
+        )
+    tower, head = MotionFormer(cfg.visual), EventHead(cfg.visual.dim)
+    try:
+        tower.load_state_dict(tower_state)
+        head.load_state_dict(head_state)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).strip().splitlines()]
+        detail = (lines[1] if len(lines) > 1 else lines[0])[:160]  # the first offending tensor
+        raise VauraError(f"{path}: does not fit the {cfg.name} visual tower: {detail}") from None
+    return tower.eval(), head.eval()
+
+
+@torch.no_grad()
+def token_calls(tower: MotionFormer, head: EventHead, frames: np.ndarray) -> np.ndarray:
+    """uint8 (n, S, S, 3) frames at the tower's size -> one call per visual token of the whole segments."""
+    f = tower.cfg.frames
+    n_seg = len(frames) // f
+    if n_seg == 0:
+        return np.zeros(0, dtype=np.int64)
+    x = torch.from_numpy(np.ascontiguousarray(frames[: n_seg * f]))
+    x = x.reshape(n_seg, f, *frames.shape[1:]).permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1.0)
+    feats: Tensor = tower.encode_segments(x, chunk=8)
+    return head(feats.reshape(-1, feats.shape[-1])).argmax(-1).numpy()
+
+
+def probe_tower(
+    path: Path,
+    cfg: VAuraConfig,
+    seeds: Sequence[int],
+    duration: float,
+    progress: Callable[[int, int], None] | None = None,
+) -> EventDetection:
+    """Render Foley World scenes `seeds` and score the checkpoint's event calls on their tokens."""
+    from vaura_core.foley_world.scene import generate_scene
+
+    tower, head = load_probe(Path(path), cfg)
+    total = EventDetection()
+    for i, seed in enumerate(seeds):
+        scene = generate_scene(
+            seed, duration=duration, fps=cfg.fps, size=RENDER_SIZE, sample_rate=cfg.codec.sample_rate
+        )
+        frames = model_frames(np.stack(list(scene.frames())), cfg.visual.img_size)
+        labels = token_labels(frame_events(scene.events, len(frames)), cfg.visual.tubelet)
+        impacts = [e for e in scene.events if e["kind"] == "impact"]
+        total.add(score_tokens(token_calls(tower, head, frames), labels, impacts, cfg.visual.tubelet))
+        if progress:
+            progress(i + 1, len(seeds))
+    return total
