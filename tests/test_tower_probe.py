@@ -11,6 +11,7 @@ import torch
 
 from vaura_core.cli import main as cli_main
 from vaura_core.errors import VauraError
+from vaura_core.media.frames import to_model_tensor
 from vaura_core.model.config import preset
 from vaura_core.model.vaura import VAura
 from vaura_core.training.lm_train import EventHead, save_checkpoint
@@ -53,16 +54,9 @@ def checkpoints(tmp_path_factory):
 def test_both_checkpoint_kinds_load_the_same_tower_and_calls(checkpoints):
     cfg, model, head, tower_file, lm_file = checkpoints
     frames = np.random.default_rng(0).integers(0, 256, (40, 64, 64, 3), dtype=np.uint8)
-    expected = (
-        head(
-            model.visual_feature_extractor.encode_segments(
-                torch.from_numpy(frames[:32]).reshape(2, 16, 64, 64, 3).permute(0, 4, 1, 2, 3).float() / 127.5
-                - 1.0
-            ).reshape(-1, cfg.visual.dim)
-        )
-        .argmax(-1)
-        .numpy()
-    )
+    with torch.no_grad():  # the tower as the engine feeds it: the frames of the two whole segments
+        feats = model.visual_feature_extractor.encode_segments(to_model_tensor(frames[:32], 16))
+        expected = head(feats.reshape(-1, cfg.visual.dim)).argmax(-1).numpy()
     for path in (tower_file, lm_file):
         tower, loaded_head = load_probe(path, cfg)
         calls = token_calls(tower, loaded_head, frames)

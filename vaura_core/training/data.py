@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from vaura_core.foley_world.materials import MATERIALS
 from vaura_core.media.frames import default_short_side
 from vaura_core.media.geometry import centre_crop
 from vaura_core.model.config import VAuraConfig
+
+if TYPE_CHECKING:
+    from vaura_core.foley_world.scene import Scene
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +127,18 @@ def model_frames(pictures: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(centre_crop(scaled.transpose(1, 2, 0, 3), size).transpose(2, 0, 1, 3))
 
 
-def render_clip(seed: int, cfg: VAuraConfig, duration: float) -> ClipData:
-    """Simulate and render Foley World scene `seed` (at the model's fps) and shrink it for the model."""
+def render_scene(seed: int, cfg: VAuraConfig, duration: float) -> Scene:
+    """Simulate Foley World scene `seed` at the model's fps and sample rate (pictures of RENDER_SIZE)."""
     from vaura_core.foley_world.scene import generate_scene
 
-    scene = generate_scene(
+    return generate_scene(
         seed, duration=duration, fps=cfg.fps, size=RENDER_SIZE, sample_rate=cfg.codec.sample_rate
     )
-    pictures = np.stack(list(scene.frames()))
-    frames = model_frames(pictures, cfg.visual.img_size)
+
+
+def clip_of_scene(scene: Scene, seed: int, cfg: VAuraConfig) -> ClipData:
+    """A rendered scene shrunk for the model, with its per-frame event labels."""
+    frames = model_frames(np.stack(list(scene.frames())), cfg.visual.img_size)
     return ClipData(
         seed,
         frames,
@@ -140,6 +146,11 @@ def render_clip(seed: int, cfg: VAuraConfig, duration: float) -> ClipData:
         cfg.codec.sample_rate,
         frame_events(scene.events, len(frames)),
     )
+
+
+def render_clip(seed: int, cfg: VAuraConfig, duration: float) -> ClipData:
+    """Simulate and render Foley World scene `seed` (at the model's fps) and shrink it for the model."""
+    return clip_of_scene(render_scene(seed, cfg, duration), seed, cfg)
 
 
 def _cache_path(cache_dir: Path, seed: int) -> Path:

@@ -19,9 +19,10 @@ import torch
 from torch import Tensor
 
 from vaura_core.errors import VauraError
+from vaura_core.media.frames import to_model_tensor
 from vaura_core.model.config import VAuraConfig
 from vaura_core.model.visual import MotionFormer
-from vaura_core.training.data import RENDER_SIZE, frame_events, model_frames, token_labels
+from vaura_core.training.data import clip_of_scene, render_scene, token_labels
 from vaura_core.training.lm_train import EventHead
 
 TOWER_PREFIX = "visual_feature_extractor."
@@ -136,12 +137,10 @@ def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
 def token_calls(tower: MotionFormer, head: EventHead, frames: np.ndarray) -> np.ndarray:
     """uint8 (n, S, S, 3) frames at the tower's size -> one call per visual token of the whole segments."""
     f = tower.cfg.frames
-    n_seg = len(frames) // f
-    if n_seg == 0:
+    whole = len(frames) // f * f
+    if whole == 0:
         return np.zeros(0, dtype=np.int64)
-    x = torch.from_numpy(np.ascontiguousarray(frames[: n_seg * f]))
-    x = x.reshape(n_seg, f, *frames.shape[1:]).permute(0, 4, 1, 2, 3).float().div_(127.5).sub_(1.0)
-    feats: Tensor = tower.encode_segments(x, chunk=8)
+    feats: Tensor = tower.encode_segments(to_model_tensor(frames[:whole], f), chunk=8)
     return head(feats.reshape(-1, feats.shape[-1])).argmax(-1).numpy()
 
 
@@ -153,18 +152,15 @@ def probe_tower(
     progress: Callable[[int, int], None] | None = None,
 ) -> EventDetection:
     """Render Foley World scenes `seeds` and score the checkpoint's event calls on their tokens."""
-    from vaura_core.foley_world.scene import generate_scene
-
     tower, head = load_probe(Path(path), cfg)
     total = EventDetection()
     for i, seed in enumerate(seeds):
-        scene = generate_scene(
-            seed, duration=duration, fps=cfg.fps, size=RENDER_SIZE, sample_rate=cfg.codec.sample_rate
-        )
-        frames = model_frames(np.stack(list(scene.frames())), cfg.visual.img_size)
-        labels = token_labels(frame_events(scene.events, len(frames)), cfg.visual.tubelet)
+        scene = render_scene(seed, cfg, duration)  # the events' kinds are needed, not only the labels
+        clip = clip_of_scene(scene, seed, cfg)
+        assert clip.events is not None
+        labels = token_labels(clip.events, cfg.visual.tubelet)
         impacts = [e for e in scene.events if e["kind"] == "impact"]
-        total.add(score_tokens(token_calls(tower, head, frames), labels, impacts, cfg.visual.tubelet))
+        total.add(score_tokens(token_calls(tower, head, clip.frames), labels, impacts, cfg.visual.tubelet))
         if progress:
             progress(i + 1, len(seeds))
     return total
