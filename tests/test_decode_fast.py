@@ -7,7 +7,7 @@ import torch
 
 from tests.lm_fixtures import random_features, random_lm
 from vaura_core.generation.generate import generate_window
-from vaura_core.generation.sampling import SamplingParams, draw
+from vaura_core.generation.sampling import SamplingParams, apply_cfg, draw
 from vaura_core.model import decode, lm
 from vaura_core.model.decode import FastDecoder
 
@@ -42,6 +42,23 @@ def test_fast_steps_give_the_module_path_logits_and_cache(
     assert fast_cache.length == ref_cache.length == 40
     torch.testing.assert_close(fast_cache.k[..., :40, :], ref_cache.k[..., :40, :], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(fast_cache.v[..., :40, :], ref_cache.v[..., :40, :], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_guided_steps_mix_the_rows_before_the_heads(dtype: torch.dtype) -> None:
+    model = random_lm(seed=5).to(dtype)
+    seq, video, (guided_cache, plain_cache) = _prefilled(model, 4, n_prompt=8, seed=2)
+    guided, plain = FastDecoder(model, guided_cache, video), FastDecoder(model, plain_cache, video)
+    with torch.inference_mode():
+        for pos in range(8, 24):
+            got = guided.step(seq[..., pos], pos, guidance=6.0)
+            logits = plain.step(seq[..., pos], pos)
+            want = apply_cfg(logits[:2], logits[2:], 6.0)
+            assert got.shape == want.shape == (2, model.cfg.n_codebooks, model.cfg.vocab_size)
+            tol = 1e-4 if dtype == torch.float32 else 0.5  # bfloat16: rounded before or after the mix
+            torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+    # the caches hold all four rows, guided or not
+    torch.testing.assert_close(guided_cache.k[..., :24, :], plain_cache.k[..., :24, :])
 
 
 def test_fast_steps_in_another_dtype_normalise_in_float32() -> None:
@@ -105,9 +122,9 @@ def test_small_models_decode_on_one_thread_and_leave_the_count_as_it_was(
     seen: set[int] = set()
     step = FastDecoder.step
 
-    def spy(self, tokens, pos):
+    def spy(self, tokens, pos, guidance=None):
         seen.add(torch.get_num_threads())
-        return step(self, tokens, pos)
+        return step(self, tokens, pos, guidance)
 
     monkeypatch.setattr(FastDecoder, "step", spy)
     before = torch.get_num_threads()

@@ -130,13 +130,14 @@ def generate_window(
         nonlocal fast
         if fast is not None:
             column = seq[..., col - 1]
-            out = fast.step(column if rows == batch else torch.cat([column] * (rows // batch)), col - 1)
-        else:
-            # The oracle re-feeds everything; the cached path prefills everything known once.
-            window = seq[..., :col].repeat(rows // batch, 1, 1)
-            out = lm(window, video, start=0, cache=cache, last_only=True)[:, :, -1]
-            if cache is not None:
-                fast = FastDecoder(lm, cache, video)
+            column = column if rows == batch else torch.cat([column] * (rows // batch))
+            # The decoder mixes the guided rows itself, before its output heads.
+            return fast.step(column, col - 1, guidance=params.cfg_scale if params.uses_cfg else None)
+        # The oracle re-feeds everything; the cached path prefills everything known once.
+        window = seq[..., :col].repeat(rows // batch, 1, 1)
+        out = lm(window, video, start=0, cache=cache, last_only=True)[:, :, -1]
+        if cache is not None:
+            fast = FastDecoder(lm, cache, video)
         if params.uses_cfg:
             out = apply_cfg(out[:batch], out[batch:], params.cfg_scale)
         return out
