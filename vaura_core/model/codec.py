@@ -22,7 +22,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vaura_core.model.config import CodecConfig
@@ -90,67 +89,13 @@ class InferenceSnake(nn.Module):
         return out.add_(x).reshape(shape)
 
 
-# Convolutions with at most this many input channels run as a sum of shifted matrix products on a
-# CPU: oneDNN's kernels are slow for so few channels, dilated ones most of all (vaura-tiny's decoder,
-# 4-16 channels at 5-44 kHz: 2-5x faster per layer; at 96 channels oneDNN wins).
-SHIFTED_CONV_MAX_CHANNELS = 16
-
-
-class InferenceConv1d(nn.Module):
-    """A stride-1 `nn.Conv1d` with the same `weight` and `bias` parameters (same state-dict keys).
-
-    Without autograd, on a CPU, with few input channels, output[t] = bias + sum_k W[:, :, k] @
-    input[t + dilation k - padding]: one `addmm` per tap over a view of the padded input, no im2col
-    copy. Otherwise it is `F.conv1d`. Equal up to float rounding (the taps are summed in another order).
-    """
-
-    def __init__(self, conv: nn.Conv1d) -> None:
-        super().__init__()
-        self.weight: nn.Parameter
-        self.bias: nn.Parameter | None
-        for name, param in conv._parameters.items():  # in the conv's order, so state dicts list alike
-            self.register_parameter(name, param)
-        self.padding = _padding(conv)
-        self.dilation = conv.dilation[0]
-        self.shifted_ok = conv.in_channels <= SHIFTED_CONV_MAX_CHANNELS
-
-    def forward(self, x: Tensor) -> Tensor:
-        w, b = self.weight, self.bias
-        grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
-        if grad or not self.shifted_ok or x.device.type != "cpu" or x.dim() != 3:
-            return F.conv1d(x, w, b, padding=self.padding, dilation=self.dilation)
-        batch, _, length = x.shape
-        padded = F.pad(x, (self.padding, self.padding)) if self.padding else x
-        taps = w.shape[-1]
-        steps = length + 2 * self.padding - self.dilation * (taps - 1)
-        out = x.new_empty(batch, w.shape[0], steps)
-        for row in range(batch):
-            source, target = padded[row], out[row]
-            if b is None:
-                torch.mm(w[:, :, 0], source[:, :steps], out=target)
-            else:
-                torch.addmm(b[:, None], w[:, :, 0], source[:, :steps], out=target)
-            for k in range(1, taps):
-                start = k * self.dilation
-                target.addmm_(w[:, :, k], source[:, start : start + steps])
-        return out
-
-
-def _use_inference_layers(model: nn.Module, snake: type[nn.Module]) -> None:
-    """Swap every `snake` (dac's Snake1d) of `model` for `InferenceSnake`, and every plain stride-1
-    Conv1d for `InferenceConv1d`, keeping their parameters (same state-dict keys)."""
+def _use_inference_snake(model: nn.Module, snake: type[nn.Module]) -> None:
+    """Swap every `snake` (dac's Snake1d) of `model` for `InferenceSnake`, keeping its parameter (same
+    state-dict keys)."""
     for module in list(model.modules()):
         for name, child in module.named_children():
             if isinstance(child, snake):
                 setattr(module, name, InferenceSnake(child.alpha))
-            elif (
-                type(child) is nn.Conv1d
-                and child.stride == (1,)
-                and child.groups == 1
-                and child.padding_mode == "zeros"
-                and isinstance(child.padding, tuple)  # numeric: "same" may pad one side more
-            ):
-                setattr(module, name, InferenceConv1d(child))
 
 
 def _padding(layer: nn.Conv1d | nn.ConvTranspose1d) -> int:
@@ -278,13 +223,12 @@ class Codec(nn.Module):
             warnings.simplefilter("ignore", FutureWarning)
             model = dac_mod.DAC(**cfg.dac_kwargs())
         _remove_weight_norm(model)
-        # The reach is read off DAC's own conv layers, before they are swapped.
-        self._decode_reach = _reach_tokens(model.decoder.modules(), 1)
-        self._encode_reach = _reach_tokens(model.encoder.modules(), cfg.hop_length)
-        _use_inference_layers(model, dac_mod.nn.layers.Snake1d)
+        _use_inference_snake(model, dac_mod.nn.layers.Snake1d)
         model.requires_grad_(False)
         self.model = model
         self.eval()
+        self._decode_reach = _reach_tokens(model.decoder.modules(), 1)
+        self._encode_reach = _reach_tokens(model.encoder.modules(), cfg.hop_length)
 
     @classmethod
     def from_state_dict(
