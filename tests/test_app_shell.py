@@ -402,3 +402,36 @@ def test_thread_guard_fails_a_test_that_leaks_a_thread(tmp_path: Path) -> None:
     assert "ERROR test_leak.py::test_leaks" in output
     assert "left 1 QThread(s) running" in output
     assert "test_leak.py" in output  # the report shows where the thread was started
+
+
+def test_start_up_freezes_its_objects_out_of_later_collections(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    import app.main
+    import app.main_window
+
+    frozen_when_shown: list[int] = []
+
+    class Window:  # stands in for the main window: start-up's order is what is tested
+        def __init__(self, **_kwargs: object) -> None:
+            pass
+
+        def show(self) -> None:
+            frozen_when_shown.append(gc.get_freeze_count())
+
+        def close(self) -> None:
+            QApplication.instance().quit()
+
+        def shutdown(self) -> None:
+            pass
+
+    monkeypatch.setattr(app.main_window, "MainWindow", Window)
+    monkeypatch.setattr(app.main_window, "apply_theme", lambda _app: None)
+    names = QApplication.organizationName(), QApplication.applicationName()
+    try:
+        assert app.main.main(["--quit-after-ms", "0"]) == 0
+        assert frozen_when_shown and frozen_when_shown[0] > 100_000  # Qt and torch's modules at least
+    finally:
+        gc.unfreeze()
+        QApplication.setOrganizationName(names[0])
+        QApplication.setApplicationName(names[1])
