@@ -404,34 +404,47 @@ def test_thread_guard_fails_a_test_that_leaks_a_thread(tmp_path: Path) -> None:
     assert "test_leak.py" in output  # the report shows where the thread was started
 
 
-def test_start_up_freezes_its_objects_out_of_later_collections(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_start_up_warms_the_engine_behind_a_splash_and_freezes_its_objects(
+    qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import gc
 
     import app.main
     import app.main_window
+    import app.worker
 
-    frozen_when_shown: list[int] = []
+    events: list[str] = []
 
-    class Window:  # stands in for the main window: start-up's order is what is tested
+    class Window(QWidget):  # stands in for the main window: start-up's order is what is tested
         def __init__(self, **_kwargs: object) -> None:
-            pass
+            super().__init__()
+            events.append("window")
+            qtbot.addWidget(self)
 
         def show(self) -> None:
-            frozen_when_shown.append(gc.get_freeze_count())
-
-        def close(self) -> None:
-            QApplication.instance().quit()
+            splash = next(w for w in QApplication.topLevelWidgets() if type(w).__name__ == "QSplashScreen")
+            events.append(
+                f"show (splash visible: {splash.isVisible()}, frozen: {gc.get_freeze_count() > 100_000})"
+            )
+            super().show()
 
         def shutdown(self) -> None:
-            pass
+            events.append("shutdown")
 
+    warm_up = app.worker.warm_up_engine
+    monkeypatch.setattr(app.worker, "warm_up_engine", lambda: (events.append("warm-up"), warm_up()))
     monkeypatch.setattr(app.main_window, "MainWindow", Window)
     monkeypatch.setattr(app.main_window, "apply_theme", lambda _app: None)
     names = QApplication.organizationName(), QApplication.applicationName()
     try:
         assert app.main.main(["--quit-after-ms", "0"]) == 0
-        assert frozen_when_shown and frozen_when_shown[0] > 100_000  # Qt and torch's modules at least
     finally:
         gc.unfreeze()
         QApplication.setOrganizationName(names[0])
         QApplication.setApplicationName(names[1])
+    # The imports a first load needs happen before the window exists; start-up's objects (Qt's and
+    # torch's modules at least) are frozen before it shows, the splash still up until it does.
+    assert events == ["warm-up", "window", "show (splash visible: True, frozen: True)", "shutdown"]
+    assert not any(
+        type(w).__name__ == "QSplashScreen" and w.isVisible() for w in QApplication.topLevelWidgets()
+    )
