@@ -363,7 +363,7 @@ def test_bad_chunking_is_rejected(codec: Codec, chunk: int, overlap: int | None)
         codec.encode(torch.zeros(600), 44100, chunk_tokens=chunk, overlap=overlap)
 
 
-# --- inference layers ----------------------------------------------------------------------
+# --- Snake for inference -------------------------------------------------------------------
 
 
 def test_inference_snake_is_dac_snake_bit_for_bit_and_keeps_gradients() -> None:

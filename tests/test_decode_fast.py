@@ -61,6 +61,13 @@ def test_guided_steps_mix_the_rows_before_the_heads(dtype: torch.dtype) -> None:
     torch.testing.assert_close(guided_cache.k[..., :24, :], plain_cache.k[..., :24, :])
 
 
+def test_guided_steps_need_rows_in_pairs() -> None:
+    model = random_lm(seed=5)
+    seq, video, (cache, _) = _prefilled(model, 3, n_prompt=4, seed=1)
+    with pytest.raises(ValueError, match="pairs"):
+        FastDecoder(model, cache, video).step(seq[..., 4], 4, guidance=3.0)
+
+
 def test_fast_steps_in_another_dtype_normalise_in_float32() -> None:
     model = random_lm(seed=7).to(torch.bfloat16)
     seq, video, (fast_cache, ref_cache) = _prefilled(model, 2, n_prompt=5, seed=3)
