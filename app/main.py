@@ -60,17 +60,25 @@ def _warm_up_behind_splash(qt_app: QApplication) -> QSplashScreen:
     warm-up (a 10 ms timer, 2-core VM with a training run beside it). Here they only delay the window.
     """
     from PySide6.QtCore import Qt
-    from PySide6.QtGui import QPixmap
+    from PySide6.QtGui import QPainter, QPixmap
     from PySide6.QtWidgets import QSplashScreen
 
     from app.worker import warm_up_engine
 
-    pixmap = QPixmap(str(ICON))
-    if pixmap.isNull():  # an install without the icon still starts
-        pixmap = QPixmap(256, 256)
-        pixmap.fill(qt_app.palette().window().color())
-    splash = QSplashScreen(pixmap.scaled(256, 256, Qt.AspectRatioMode.KeepAspectRatio))
-    splash.showMessage("Starting the engine…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
+    palette = qt_app.palette()
+    canvas = QPixmap(300, 300)  # the icon above a line of text, in the theme's colours
+    canvas.fill(palette.window().color())
+    icon = QPixmap(str(ICON))
+    if not icon.isNull():  # an install without the icon still starts
+        painter = QPainter(canvas)
+        painter.drawPixmap(40, 24, icon.scaled(220, 220, Qt.AspectRatioMode.KeepAspectRatio))
+        painter.end()
+    splash = QSplashScreen(canvas)
+    splash.showMessage(
+        "Starting the engine…",
+        Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter,
+        palette.windowText().color(),
+    )
     splash.show()
     qt_app.processEvents()
     warm_up_engine()
