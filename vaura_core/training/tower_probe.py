@@ -24,8 +24,7 @@ from vaura_core.model.config import VAuraConfig
 from vaura_core.model.visual import MotionFormer
 from vaura_core.training.data import clip_of_scene, render_scene, token_labels
 from vaura_core.training.lm_train import EventHead
-
-TOWER_PREFIX = "visual_feature_extractor."
+from vaura_core.weights.importers import VISUAL
 
 
 @dataclass
@@ -113,9 +112,7 @@ def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
     if "tower" in state and "head" in state:
         tower_state, head_state = state["tower"], state["head"]
     elif "model" in state and state.get("aux_head") is not None:
-        tower_state = {
-            k[len(TOWER_PREFIX) :]: v for k, v in state["model"].items() if k.startswith(TOWER_PREFIX)
-        }
+        tower_state = {k.removeprefix(VISUAL): v for k, v in state["model"].items() if k.startswith(VISUAL)}
         head_state = state["aux_head"]
     else:
         raise VauraError(
