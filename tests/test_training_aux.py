@@ -166,9 +166,11 @@ def test_rendered_clips_carry_their_labels_through_a_versioned_cache(tmp_path):
     seed, duration = 7, 0.64
     stale = tmp_path / f"clip-{seed}.npz"  # the cache format of version 1: no labels
     np.savez(stale, frames=np.zeros(1), audio=np.zeros(1), sample_rate=44100)
-    assert _cache_path(tmp_path, seed).name == f"clip-{seed}-v{CACHE_VERSION}.npz" != stale.name
+    size = CFG.visual.img_size
+    name = _cache_path(tmp_path, seed, size).name
+    assert name == f"clip-{seed}-{size}px-v{CACHE_VERSION}.npz" != stale.name
     (clip,) = build_clips([seed], CFG, duration, tmp_path)
-    assert _cache_path(tmp_path, seed).exists()
+    assert _cache_path(tmp_path, seed, size).exists()
     assert clip.events is not None and clip.frames.shape[0] == 16
     scene = generate_scene(seed, duration=duration, fps=CFG.fps, size=128)
     expected = frame_events(scene.events, 16)
@@ -178,6 +180,10 @@ def test_rendered_clips_carry_their_labels_through_a_versioned_cache(tmp_path):
     assert isinstance(again.events, FrameEvents)
     assert np.array_equal(again.events.impact, clip.events.impact)
     assert np.array_equal(again.events.sustained, clip.events.sustained)
+    # A tower of another input size shares the cache folder but never the frames.
+    wider = dataclasses.replace(CFG, visual=dataclasses.replace(CFG.visual, img_size=2 * size))
+    (big,) = build_clips([seed], wider, duration, tmp_path)
+    assert big.frames.shape[1:3] == (2 * size, 2 * size) and clip.frames.shape[1:3] == (size, size)
 
 
 def test_the_event_loss_falls_and_leaves_the_model_tensors_alone():

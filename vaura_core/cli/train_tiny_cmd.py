@@ -54,6 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="visual tokens each position looks ahead (default: the tiny preset's 1; 0 is the original)",
     )
+    p.add_argument(
+        "--img-size",
+        type=int,
+        default=None,
+        help="visual tower input size in pixels, a multiple of 16 (default: the tiny preset's 64)",
+    )
     p.add_argument("--work", default=None, help="work folder (default: DIR-work)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--workers", type=int, default=2, help="processes rendering clips (default 2)")
@@ -63,16 +69,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _config(video_lookahead: int | None) -> VAuraConfig:
-    """The tiny preset, with another look-ahead when one is asked for."""
+def _config(video_lookahead: int | None, img_size: int | None = None) -> VAuraConfig:
+    """The tiny preset, with another look-ahead or tower input size when one is asked for."""
     import dataclasses
 
     from vaura_core.model.config import preset
 
     cfg = preset("tiny")
-    if video_lookahead is None:
-        return cfg
-    return dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_lookahead=video_lookahead))
+    if video_lookahead is not None:
+        cfg = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_lookahead=video_lookahead))
+    if img_size is not None:
+        cfg = dataclasses.replace(cfg, visual=dataclasses.replace(cfg.visual, img_size=img_size))
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
             return fail(f"--{flag.replace('_', '-')} must be a finite number >= 0")
     if args.video_lookahead is not None and not 0 <= args.video_lookahead <= 8:
         return fail("--video-lookahead must be between 0 and 8 visual tokens")
+    if args.img_size is not None and not (16 <= args.img_size <= 224 and args.img_size % 16 == 0):
+        return fail("--img-size must be a multiple of 16 between 16 and 224")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return fail(f"{out}: exists and is not a folder")
@@ -139,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
                 aux_weight=args.aux_weight,
                 onset_weight=ONSET_WEIGHT if args.onset_weight is None else args.onset_weight,
             ),
-            config=_config(args.video_lookahead),
+            config=_config(args.video_lookahead, args.img_size),
         )
     except Cancelled as exc:
         print(f"vaura train-tiny: {exc}", file=sys.stderr)

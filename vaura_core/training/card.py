@@ -72,6 +72,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
     aux_weight = st.get("aux_weight", (st.get("lm") or {}).get("aux_weight", 0.0))
     onset_weight = (st.get("lm") or {}).get("onset_weight", 0.0)
     lookahead = cfg.lm.video_lookahead
+    img_size = cfg.visual.img_size
     from vaura_core.training.tiny import N_CLIPS
 
     aux_flag = (
@@ -79,6 +80,8 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         + (f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else "")
         + (f" --onset-weight {onset_weight:g}" if onset_weight else "")
         + (f" --video-lookahead {lookahead}" if lookahead != preset("tiny").lm.video_lookahead else "")
+        + (f" --img-size {img_size}" if img_size != preset("tiny").visual.img_size else "")
+        + (f" --device {st['device']}" if st.get("device", "cpu") != "cpu" else "")
     )
     aux_lines = (
         [

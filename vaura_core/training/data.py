@@ -2,8 +2,8 @@
 
 Frames go through the same geometry as inference (`vaura_core.media.frames`): short side scaled to
 round(size * 256 / 224) with antialiased bilinear filtering, then a centre crop of `size`. Clips are
-rendered once and stored as `clip-<seed>-v<CACHE_VERSION>.npz` in a cache folder, so a restarted run
-reuses them.
+rendered once and stored as `clip-<seed>-<size>px-v<CACHE_VERSION>.npz` in a cache folder, so a restarted
+run reuses them (the frames' size is in the name: a run with another tower input size renders its own).
 
 A training window is what the engine feeds the model: `window_segments` 16-frame segments starting at
 segment s, and the codec tokens from `Timeline.segment_token(s)` on (the rounding included), so the
@@ -153,8 +153,8 @@ def render_clip(seed: int, cfg: VAuraConfig, duration: float) -> ClipData:
     return clip_of_scene(render_scene(seed, cfg, duration), seed, cfg)
 
 
-def _cache_path(cache_dir: Path, seed: int) -> Path:
-    return cache_dir / f"clip-{seed}-v{CACHE_VERSION}.npz"
+def _cache_path(cache_dir: Path, seed: int, size: int) -> Path:
+    return cache_dir / f"clip-{seed}-{size}px-v{CACHE_VERSION}.npz"
 
 
 def _save_clip(path: Path, clip: ClipData) -> None:
@@ -189,7 +189,7 @@ def _load_clip(path: Path, seed: int) -> ClipData:
 
 def _render_to_cache(args: tuple[int, VAuraConfig, float, str]) -> str:
     seed, cfg, duration, cache_dir = args
-    path = _cache_path(Path(cache_dir), seed)
+    path = _cache_path(Path(cache_dir), seed, cfg.visual.img_size)
     if not path.exists():
         torch.set_num_threads(1)
         _save_clip(path, render_clip(seed, cfg, duration))
@@ -222,7 +222,8 @@ def build_clips(
             _render_to_cache(job)
             if progress is not None:
                 progress(i, len(jobs))
-    return [_load_clip(_cache_path(cache_dir, int(s)), int(s)) for s in seeds]
+    size = cfg.visual.img_size
+    return [_load_clip(_cache_path(cache_dir, int(s), size), int(s)) for s in seeds]
 
 
 # --- windows ------------------------------------------------------------------------------------

@@ -46,7 +46,6 @@ CODEC_SHARE = 0.4  # of the time left after the data is ready: the codec is the 
 TOWER_SHARE = 0.15  # of the time left after the codec: the visual tower's event pretraining
 N_CLIPS = 120  # fixed clips the codec learns from
 ONSET_WEIGHT = 5.0  # extra loss weight of impact tokens (docs/training-notes.md, runs 6 and 7)
-TOWER_STREAM = StreamSettings(workers=2)  # frames only: rendering, not the tower, is the slow part
 RESERVE_SECONDS = 90.0  # encoding the clips and writing the model
 
 
@@ -174,7 +173,10 @@ def train_tiny(
     torch.use_deterministic_algorithms(True, warn_only=True)
     codec_settings = codec_settings or CodecTrainSettings()
     lm_settings = lm_settings or LMTrainSettings(onset_weight=ONSET_WEIGHT)
-    stream_settings = stream_settings or StreamSettings(workers=min(workers, 1))
+    # Rendering, not training, is the slow part of both streams: on a 2-core CPU one core trains and
+    # the other renders; with a GPU every spare core renders. The count never changes the batches.
+    stream_settings = stream_settings or StreamSettings(workers=max(1, workers - 1))
+    tower_stream = StreamSettings(workers=workers)  # frames only
     tower_settings = tower_settings or TowerTrainSettings()
     reused_seconds = 0.0  # of stages done by an earlier, interrupted run
 
@@ -248,8 +250,8 @@ def train_tiny(
     else:
         seconds = max(30.0, (left() - RESERVE_SECONDS) * TOWER_SHARE)
         with (
-            _threads_beside(threads, TOWER_STREAM),
-            ClipStream(cfg, None, stream_seeds[::-1], clip_seconds, TOWER_STREAM) as stream,
+            _threads_beside(threads, tower_stream),
+            ClipStream(cfg, None, stream_seeds[::-1], clip_seconds, tower_stream) as stream,
         ):
             res_tower = pretrain_tower(
                 model,
@@ -304,7 +306,7 @@ def train_tiny(
             "clip_seconds": clip_seconds,
             "training_seeds": [seeds[0], seeds[-1]],
             "stream": asdict(stream_settings),
-            "tower_stream": asdict(TOWER_STREAM),
+            "tower_stream": asdict(tower_stream),
             "tower": asdict(tower_settings),
             "stream_clips": stream_clips,
             "stream_seeds": [stream_seeds[0], stream_seeds[stream_clips - 1]],
@@ -312,7 +314,8 @@ def train_tiny(
             "minutes_budget": minutes_budget,
             "device": str(device),
             "torch": torch.__version__,
-            "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
+            "machine": f"{platform.machine()} {torch.get_num_threads()} threads"
+            + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),
             "codec": asdict(codec_settings),
             "lm": asdict(lm_settings),
             # Also inside "lm"; on its own so the card and readers need not know the settings' layout.
