@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import os
 
 import numpy as np
 import pytest
@@ -353,11 +354,41 @@ def test_training_record_and_card_show_the_event_loss():
     assert "--video-lookahead 0" in card  # the test preset looks ahead as the original, not as tiny's
     ahead = dataclasses.replace(CFG, lm=dataclasses.replace(CFG.lm, video_lookahead=1))
     assert "--video-lookahead" not in render_model_card({"name": "t", "training": record}, ahead, None)
+    wide = dataclasses.replace(ahead, visual=dataclasses.replace(ahead.visual, img_size=96))
+    on_gpu = {**record, "settings": {**record["settings"], "device": "cuda", "machine": "x86_64, H200"}}
+    gpu_card = render_model_card({"name": "t", "training": on_gpu}, wide, None)
+    assert "--img-size 96 --device cuda`" in gpu_card and "96 px crop" in gpu_card
+    assert "--device" not in card and "--img-size" not in render_model_card(
+        {"name": "t", "training": record}, dataclasses.replace(CFG, visual=preset("tiny").visual), None
+    )
     assert "- note:" not in card and "--clips" not in card  # the default number of clips
     fewer = {**record, "settings": {**record["settings"], "n_clips": 4}}
     assert "--clips 4 --aux-weight 0.5" in render_model_card({"name": "t", "training": fewer}, CFG, None)
     noted = render_model_card({"name": "t", "training": {**record, "note": "paused twice"}}, CFG, None)
     assert "- note: paused twice" in noted
+
+
+def test_stream_workers_follow_the_workers_asked_for():
+    from vaura_core.training.tiny import stream_workers
+
+    # The 2-core CPU recipe: one renderer beside the transformer, two for the tower's frames.
+    assert [s.workers for s in stream_workers(2)] == [1, 2]
+    assert [s.workers for s in stream_workers(1)] == [1, 1]
+    assert [s.workers for s in stream_workers(15)] == [14, 15]  # a GPU machine's spare cores
+    from vaura_core.cli.train_tiny_cmd import default_workers
+
+    assert default_workers("cpu") == 2
+    assert default_workers("cuda") == max(2, (os.cpu_count() or 2) - 1)
+
+
+def test_train_tiny_img_size_builds_a_wider_tower():
+    from vaura_core.cli.train_tiny_cmd import _config
+
+    cfg = _config(None, 96)
+    assert cfg.visual.img_size == 96 and cfg.lm == preset("tiny").lm and cfg.codec == preset("tiny").codec
+    tower = VAura(cfg).visual_feature_extractor
+    assert tower.pos_embed.shape[1] == 1 + (96 // 16) ** 2
+    assert _config(2, None).lm.video_lookahead == 2 and _config(None, None) == preset("tiny")
 
 
 def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
@@ -370,6 +401,10 @@ def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
     assert "--onset-weight" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lookahead", "-1"]) == 2
     assert "--video-lookahead" in capsys.readouterr().err
+    for size in ("40", "0", "240"):
+        assert main(["train-tiny", "--out", str(tmp_path / "m"), "--img-size", size]) == 2
+        assert "--img-size must be a multiple of 16" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
     with pytest.raises(SystemExit):
         main(["train-tiny", "--help"])
     from vaura_core.training.tiny import N_CLIPS, ONSET_WEIGHT

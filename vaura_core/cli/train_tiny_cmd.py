@@ -62,11 +62,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--work", default=None, help="work folder (default: DIR-work)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    p.add_argument("--workers", type=int, default=2, help="processes rendering clips (default 2)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes rendering clips (default 2 on the CPU; with CUDA, every core but one)",
+    )
     p.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (default 1: fastest on a busy 2-core CPU)"
     )
     p.set_defaults(func=run)
+
+
+def default_workers(device: str) -> int:
+    """Rendering processes: on a GPU the data, not the model, is the slow part, so use the cores."""
+    import os
+
+    if device.startswith("cuda"):
+        return max(2, (os.cpu_count() or 2) - 1)
+    return 2
 
 
 def _config(video_lookahead: int | None, img_size: int | None = None) -> VAuraConfig:
@@ -101,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             return fail(f"--{name.replace('_', '-')} must be at least 1")
+    if args.workers is None:
+        args.workers = default_workers(args.device)
     if args.workers < 1 or args.threads < 1:
         return fail("--workers and --threads must be at least 1")
     for flag in ("aux_weight", "onset_weight"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import platform
 import time
 from collections.abc import Iterator, Sequence
@@ -119,6 +120,16 @@ def _encode_clips(codec: Codec, cfg: VAuraConfig, clips: Sequence[ClipData]) -> 
     return out
 
 
+def stream_workers(workers: int) -> tuple[StreamSettings, StreamSettings]:
+    """Clip streams of the transformer stage and of the tower's pretraining, for `workers` processes.
+
+    Rendering, not training, is the slow part of both: on the 2-core CPU (`--workers 2`) one core
+    trains beside one renderer, and the tower's stream, which encodes no audio, takes both; with a GPU
+    every spare core renders. The count changes the wall time, never the batches.
+    """
+    return StreamSettings(workers=max(1, workers - 1)), StreamSettings(workers=max(1, workers))
+
+
 @contextmanager
 def _threads_beside(threads: int, stream: StreamSettings) -> Iterator[None]:
     """Leave one core per rendering worker: the trainer's torch threads, restored afterwards."""
@@ -169,14 +180,15 @@ def train_tiny(
     except OSError as exc:
         raise VauraError(f"cannot create the work folder {work}: {exc.strerror or exc}") from None
     device = torch.device(device)
+    if device.type == "cuda":
+        # cuBLAS is deterministic only with a fixed workspace, chosen before its first use.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     codec_settings = codec_settings or CodecTrainSettings()
     lm_settings = lm_settings or LMTrainSettings(onset_weight=ONSET_WEIGHT)
-    # Rendering, not training, is the slow part of both streams: on a 2-core CPU one core trains and
-    # the other renders; with a GPU every spare core renders. The count never changes the batches.
-    stream_settings = stream_settings or StreamSettings(workers=max(1, workers - 1))
-    tower_stream = StreamSettings(workers=workers)  # frames only
+    lm_stream, tower_stream = stream_workers(workers)
+    stream_settings = stream_settings or lm_stream
     tower_settings = tower_settings or TowerTrainSettings()
     reused_seconds = 0.0  # of stages done by an earlier, interrupted run
 
