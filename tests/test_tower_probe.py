@@ -15,7 +15,13 @@ from vaura_core.media.frames import to_model_tensor
 from vaura_core.model.config import preset
 from vaura_core.model.vaura import VAura
 from vaura_core.training.lm_train import EventHead, save_checkpoint
-from vaura_core.training.tower_probe import load_probe, probe_tower, score_tokens, token_calls
+from vaura_core.training.tower_probe import (
+    input_size_of,
+    load_probe,
+    probe_tower,
+    score_tokens,
+    token_calls,
+)
 
 
 def test_score_tokens_counts_each_kind_of_call():
@@ -97,6 +103,20 @@ def test_bad_checkpoints_are_named(tmp_path, checkpoints):
     )
     with pytest.raises(VauraError, match="does not fit the vaura-tiny visual tower"):
         load_probe(odd, cfg)
+
+
+def test_a_tower_trained_at_another_input_size_is_scored_at_that_size(tmp_path, checkpoints):
+    cfg, _model, head = checkpoints[:3]
+    wide = dataclasses.replace(cfg, visual=dataclasses.replace(cfg.visual, img_size=96))  # --img-size 96
+    torch.manual_seed(5)
+    path = tmp_path / "tower96.pt"
+    torch.save({"tower": VAura(wide).visual_feature_extractor.state_dict(), "head": head.state_dict()}, path)
+    tower, _ = load_probe(path, cfg)
+    assert tower.cfg == wide.visual and input_size_of(tower.state_dict(), cfg) == wide
+    frames = np.random.default_rng(1).integers(0, 256, (16, 96, 96, 3), dtype=np.uint8)
+    assert len(token_calls(tower, head, frames)) == 8
+    result = probe_tower(path, cfg, [990_000], 1.28)  # frames rendered at 96 px, or the tower would refuse
+    assert result.impact_tokens + result.empty_tokens == 16
 
 
 def test_cli_prints_json_and_rejects_bad_input(checkpoints, tmp_path, capsys):

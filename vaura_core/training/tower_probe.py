@@ -9,8 +9,9 @@ scenes never trained on measure what the transformer can use. Works on a work fo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,27 @@ def score_tokens(
     return out
 
 
+def input_size_of(tower_state: dict[str, Tensor], cfg: VAuraConfig) -> VAuraConfig:
+    """`cfg` with the input size the checkpoint's tower was trained at (`train-tiny --img-size`).
+
+    The size is read off the positional table (1 + (size / patch)^2 rows); anything that does not
+    look like one leaves `cfg` as it is, and loading then names the mismatch.
+    """
+    pos = tower_state.get("pos_embed")
+    if not isinstance(pos, Tensor) or pos.ndim != 3 or pos.shape[1] < 2:
+        return cfg
+    side = math.isqrt(pos.shape[1] - 1)
+    size = side * cfg.visual.patch_size
+    if side * side != pos.shape[1] - 1 or size == cfg.visual.img_size:
+        return cfg
+    return replace(cfg, visual=replace(cfg.visual, img_size=size))
+
+
 def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
-    """The tower and event head of a `tower.pt` or `lm.pt` from `vaura train-tiny`'s work folder."""
+    """The tower and event head of a `tower.pt` or `lm.pt` from `vaura train-tiny`'s work folder.
+
+    The tower takes the checkpoint's input size (`input_size_of`); its `cfg` says which.
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -119,6 +139,7 @@ def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
             f"{path}: neither a pretrained tower (tower.pt) nor a transformer-stage checkpoint "
             "with its event head (lm.pt)"
         )
+    cfg = input_size_of(tower_state, cfg)
     tower, head = MotionFormer(cfg.visual), EventHead(cfg.visual.dim)
     try:
         tower.load_state_dict(tower_state)
@@ -150,6 +171,7 @@ def probe_tower(
 ) -> EventDetection:
     """Render Foley World scenes `seeds` and score the checkpoint's event calls on their tokens."""
     tower, head = load_probe(Path(path), cfg)
+    cfg = replace(cfg, visual=tower.cfg)  # the frames at the size the checkpoint's tower takes
     total = EventDetection()
     for i, seed in enumerate(seeds):
         scene = render_scene(seed, cfg, duration)  # the events' kinds are needed, not only the labels
