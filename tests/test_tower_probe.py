@@ -16,7 +16,6 @@ from vaura_core.model.config import preset
 from vaura_core.model.vaura import VAura
 from vaura_core.training.lm_train import EventHead, save_checkpoint
 from vaura_core.training.tower_probe import (
-    input_size_of,
     load_probe,
     probe_tower,
     score_tokens,
@@ -96,27 +95,34 @@ def test_bad_checkpoints_are_named(tmp_path, checkpoints):
             load_probe(path, cfg)
         assert str(path) in str(info.value)
     deeper = dataclasses.replace(cfg, visual=dataclasses.replace(cfg.visual, depth=3))
-    wrong = VAura(deeper)
+    tower = VAura(deeper).visual_feature_extractor.state_dict()
     odd = tmp_path / "deeper.pt"
-    torch.save(
-        {"tower": wrong.visual_feature_extractor.state_dict(), "head": checkpoints[2].state_dict()}, odd
-    )
-    with pytest.raises(VauraError, match="does not fit the vaura-tiny visual tower"):
+    torch.save({"tower": tower, "head": EventHead(48).state_dict()}, odd)  # a head for another width
+    with pytest.raises(VauraError, match="does not fit the vaura-tiny visual tower") as info:
         load_probe(odd, cfg)
+    assert "proj.weight" in str(info.value)  # names the tensor
+    broken = tmp_path / "broken.pt"
+    torch.save({"tower": {**tower, "pos_embed": torch.zeros(3)}, "head": checkpoints[2].state_dict()}, broken)
+    with pytest.raises(VauraError, match="does not fit the vaura-tiny visual tower"):
+        load_probe(broken, cfg)
 
 
-def test_a_tower_trained_at_another_input_size_is_scored_at_that_size(tmp_path, checkpoints):
+def test_a_tower_of_other_sizes_is_scored_at_its_own(tmp_path, checkpoints):
     cfg, _model, head = checkpoints[:3]
     wide = dataclasses.replace(cfg, visual=dataclasses.replace(cfg.visual, img_size=96))  # --img-size 96
     torch.manual_seed(5)
     path = tmp_path / "tower96.pt"
     torch.save({"tower": VAura(wide).visual_feature_extractor.state_dict(), "head": head.state_dict()}, path)
     tower, _ = load_probe(path, cfg)
-    assert tower.cfg == wide.visual and input_size_of(tower.state_dict(), cfg) == wide
+    assert tower.cfg == wide.visual
     frames = np.random.default_rng(1).integers(0, 256, (16, 96, 96, 3), dtype=np.uint8)
     assert len(token_calls(tower, head, frames)) == 8
     result = probe_tower(path, cfg, [990_000], 1.28)  # frames rendered at 96 px, or the tower would refuse
     assert result.impact_tokens + result.empty_tokens == 16
+    deeper = dataclasses.replace(cfg, visual=dataclasses.replace(cfg.visual, depth=3))  # a deeper tower
+    deep_tower = VAura(deeper).visual_feature_extractor.state_dict()
+    torch.save({"tower": deep_tower, "head": head.state_dict()}, path)
+    assert load_probe(path, cfg)[0].cfg == deeper.visual
 
 
 def test_cli_prints_json_and_rejects_bad_input(checkpoints, tmp_path, capsys):

@@ -1,8 +1,8 @@
 """`vaura tower-events --checkpoint FILE [--count N] [--seed S] [--json]`: how well a trained visual
 tower finds impacts.
 
-FILE is `tower.pt` or `lm.pt` from the work folder of `vaura train-tiny` (the tower runs at the input
-size it was trained at, `--img-size`). Renders Foley World scenes S .. S+N-1 (pick seeds no training
+FILE is `tower.pt` or `lm.pt` from the work folder of `vaura train-tiny` (the tower runs with the sizes
+it was trained with, `--img-size` included). Renders Foley World scenes S .. S+N-1 (pick seeds no training
 run used: the default 990000 is past every run's block) and scores the event head's call on every
 visual token: impact tokens called right, missed, given the wrong material; false alarms on tokens
 without an impact; and the share of impact events found by kind (floor, wall, a collision of two

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,8 +77,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def default_workers(device: str) -> int:
     """Rendering processes: on a GPU the data, not the model, is the slow part, so use the cores."""
-    import os
-
     if device.startswith("cuda"):
         return max(2, (os.cpu_count() or 2) - 1)
     return 2

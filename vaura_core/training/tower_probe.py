@@ -9,7 +9,6 @@ scenes never trained on measure what the transformer can use. Works on a work fo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -19,13 +18,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaura_core.errors import VauraError
+from vaura_core.errors import CheckpointFormatError, VauraError
 from vaura_core.media.frames import to_model_tensor
 from vaura_core.model.config import VAuraConfig
 from vaura_core.model.visual import MotionFormer
 from vaura_core.training.data import clip_of_scene, render_scene, token_labels
 from vaura_core.training.lm_train import EventHead
-from vaura_core.weights.importers import VISUAL
+from vaura_core.weights.importers import VISUAL, infer_visual_config
 
 
 @dataclass
@@ -98,26 +97,11 @@ def score_tokens(
     return out
 
 
-def input_size_of(tower_state: dict[str, Tensor], cfg: VAuraConfig) -> VAuraConfig:
-    """`cfg` with the input size the checkpoint's tower was trained at (`train-tiny --img-size`).
-
-    The size is read off the positional table (1 + (size / patch)^2 rows); anything that does not
-    look like one leaves `cfg` as it is, and loading then names the mismatch.
-    """
-    pos = tower_state.get("pos_embed")
-    if not isinstance(pos, Tensor) or pos.ndim != 3 or pos.shape[1] < 2:
-        return cfg
-    side = math.isqrt(pos.shape[1] - 1)
-    size = side * cfg.visual.patch_size
-    if side * side != pos.shape[1] - 1 or size == cfg.visual.img_size:
-        return cfg
-    return replace(cfg, visual=replace(cfg.visual, img_size=size))
-
-
 def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
     """The tower and event head of a `tower.pt` or `lm.pt` from `vaura train-tiny`'s work folder.
 
-    The tower takes the checkpoint's input size (`input_size_of`); its `cfg` says which.
+    The tower takes the checkpoint's sizes (input size from `train-tiny --img-size`, depth, ...),
+    read off its shapes with `cfg` for what shapes cannot tell; the returned tower's `cfg` says which.
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -139,8 +123,11 @@ def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
             f"{path}: neither a pretrained tower (tower.pt) nor a transformer-stage checkpoint "
             "with its event head (lm.pt)"
         )
-    cfg = input_size_of(tower_state, cfg)
-    tower, head = MotionFormer(cfg.visual), EventHead(cfg.visual.dim)
+    try:
+        visual = infer_visual_config(tower_state, cfg)
+    except CheckpointFormatError:
+        visual = cfg.visual  # loading below names the first tensor that does not fit
+    tower, head = MotionFormer(visual), EventHead(visual.dim)
     try:
         tower.load_state_dict(tower_state)
         head.load_state_dict(head_state)

@@ -541,6 +541,19 @@ def infer_config(
     return config
 
 
+def infer_visual_config(tower_state: Mapping[str, Tensor], hint: VAuraConfig) -> VisualConfig:
+    """The visual tower's config from its own state dict (keys without the model's prefix).
+
+    Sizes (input size, patch, frames, dim, depth) come from the shapes, head count and eps from
+    `hint` (shapes cannot give them). Raises CheckpointFormatError when the tensors are not a tower.
+    """
+    state = {VISUAL + k: v for k, v in tower_state.items()}
+    try:
+        return _infer_visual(state, _Evidence(None, hint))
+    except (KeyError, IndexError, ZeroDivisionError) as exc:
+        raise CheckpointFormatError(f"not a visual tower's weights: {exc}") from None
+
+
 def _count(state: Mapping[str, Tensor], prefix: str) -> int:
     """How many consecutive numbered children `prefix{i}.` exist."""
     found = {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))}
