@@ -9,7 +9,13 @@ import torch
 from vaura_core.media.geometry import centre_crop
 from vaura_core.model.config import preset
 from vaura_core.model.vaura import VAura
-from vaura_core.training.codec_train import CodecTrainSettings, train_codec
+from vaura_core.training.codec_train import (
+    CodecTrainSettings,
+    ImpactIndex,
+    impact_crops,
+    random_crops,
+    train_codec,
+)
 from vaura_core.training.data import (
     MATERIAL_CLASSES,
     ClipData,
@@ -17,6 +23,7 @@ from vaura_core.training.data import (
     WindowSet,
     clip_token_count,
     frame_events,
+    impact_starts,
     model_frames,
     segment_token,
     window_segments_of,
@@ -201,6 +208,53 @@ def test_a_few_codec_steps_lower_the_loss_deterministically():
     codec = Codec.from_state_dict(CFG.codec, state)
     codes = codec.encode(torch.from_numpy(audio[0][:4096]), 44100)
     assert codes.shape == (1, CFG.n_codebooks, 8)
+    # Given the impacts, half of each batch sits on them: other crops, another run.
+    impacts = [np.array([[0, 1]]), np.array([[0, 2]])]
+    on_impacts = train_codec(
+        audio, CFG.codec, StepBudget(steps=3), seed=2, settings=settings, log_every=3, impacts=impacts
+    )
+    assert on_impacts.history[0]["mel"] != runs[0].history[0]["mel"]
+    bad = CodecTrainSettings(impact_share=1.5)
+    with pytest.raises(ValueError, match="impact_share"):
+        train_codec(audio, CFG.codec, StepBudget(steps=1), seed=2, settings=bad, impacts=impacts)
+
+
+def test_impact_starts_are_the_contact_frames_in_samples():
+    events = [
+        {"frame": 5, "kind": "impact", "material": "glass", "strength": 0.4},
+        {"frame": 30, "kind": "impact", "material": "drum", "strength": 0.9},
+        {"frame": 12, "kind": "slide", "material": "wood", "strength": 0.2, "end_frame": 20},
+    ]
+    frames, audio = np.zeros((40, 8, 8, 3), np.uint8), np.zeros(70560, np.float32)
+    clip = ClipData(0, frames, audio, 44100, frame_events(events, 40))
+    rows = impact_starts(clip, 25)
+    glass, drum = MATERIAL_CLASSES.index("glass") + 1, MATERIAL_CLASSES.index("drum") + 1
+    assert rows.tolist() == [[5 * 1764, glass], [30 * 1764, drum]]
+    assert impact_starts(ClipData(0, clip.frames, clip.audio, 44100, None), 25).shape == (0, 2)
+
+
+def test_impact_crops_hold_the_attack_and_draw_materials_evenly():
+    # A click at each impact, 1.0 for the lone class-1 impact, 0.5 for the nine of class 2, far enough
+    # apart that a crop holds one: materials must come up about equally often all the same, and every
+    # crop must hold its click 5-50 % of the way in.
+    audio = np.zeros(200_000, np.float32)
+    starts = [10_000] + [20_000 + 15_000 * i for i in range(9)]
+    audio[starts[0]] = 1.0
+    audio[starts[1:]] = 0.5
+    rows = np.array([[starts[0], 1]] + [[s, 2] for s in starts[1:]])
+    index = ImpactIndex([rows])
+    length = 4096
+    crops = impact_crops([audio], index, 400, length, torch.Generator().manual_seed(0))[:, 0]
+    assert crops.shape == (400, length)
+    peak, at = crops.abs().max(dim=-1)
+    assert int((crops != 0).sum()) == 400  # one click in every crop
+    assert int(at.min()) >= int(0.05 * length) and int(at.max()) <= int(0.5 * length)
+    lone = int((peak == 1.0).sum())
+    assert 150 <= lone <= 250, lone
+    again = impact_crops([audio], index, 400, length, torch.Generator().manual_seed(0))[:, 0]
+    assert torch.equal(crops, again)
+    assert random_crops([audio], 0, length, torch.Generator()).shape == (0, 1, length)
+    assert not ImpactIndex([np.zeros((0, 2), np.int64)])
 
 
 def test_train_tiny_cli_rejects_bad_input(tmp_path, capsys):
@@ -216,4 +270,6 @@ def test_train_tiny_cli_rejects_bad_input(tmp_path, capsys):
     assert "--tower-steps must be at least 1" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--clips", "9999"]) == 2
     assert "--clips must be at most 9996" in capsys.readouterr().err
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), "--codec-impact-share", "1.5"]) == 2
+    assert "--codec-impact-share must be between 0 and 1" in capsys.readouterr().err
     assert not (tmp_path / "m-work").exists()  # refused before anything was written

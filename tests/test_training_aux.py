@@ -365,6 +365,11 @@ def test_training_record_and_card_show_the_event_loss():
     fewer = {**record, "settings": {**record["settings"], "n_clips": 4}}
     assert "--clips 4 --aux-weight 0.5" in render_model_card({"name": "t", "training": fewer}, CFG, None)
     noted = render_model_card({"name": "t", "training": {**record, "note": "paused twice"}}, CFG, None)
+    # A record without the codec's impact share is a run from before it: every excerpt was random.
+    assert "--onset-weight 3 --codec-impact-share 0 " in card and "just before an impact" not in card
+    shared = {**record["settings"], "codec": {"impact_share": 0.5}}
+    shared_card = render_model_card({"name": "t", "training": {**record, "settings": shared}}, CFG, None)
+    assert "--codec-impact-share" not in shared_card and "50% of each batch's excerpts" in shared_card
     assert "- note: paused twice" in noted
 
 

@@ -50,6 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "weights' recipe; 0: a plain mean)",
     )
     p.add_argument(
+        "--codec-impact-share",
+        type=float,
+        default=None,
+        help="share of the codec's training excerpts placed on impacts, materials drawn evenly "
+        "(default 0.5; 0: every excerpt at a random offset, as before the tenth session)",
+    )
+    p.add_argument(
         "--video-lookahead",
         type=int,
         default=None,
@@ -122,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and not 0 <= value < float("inf"):
             return fail(f"--{flag.replace('_', '-')} must be a finite number >= 0")
+    if args.codec_impact_share is not None and not 0 <= args.codec_impact_share <= 1:
+        return fail("--codec-impact-share must be between 0 and 1")
     if args.video_lookahead is not None and not 0 <= args.video_lookahead <= 8:
         return fail("--video-lookahead must be between 0 and 8 visual tokens")
     if args.img_size is not None and not (16 <= args.img_size <= 224 and args.img_size % 16 == 0):
@@ -132,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from vaura_core.training.codec_train import CodecTrainSettings
     from vaura_core.training.lm_train import LMTrainSettings
     from vaura_core.training.tiny import N_PROBE_CLIPS, ONSET_WEIGHT, SEEDS_PER_RUN, train_tiny
 
@@ -160,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
             tower_steps=args.tower_steps,
             device=args.device,
             workers=args.workers,
+            codec_settings=CodecTrainSettings()
+            if args.codec_impact_share is None
+            else CodecTrainSettings(impact_share=args.codec_impact_share),
             lm_settings=LMTrainSettings(
                 aux_weight=args.aux_weight,
                 onset_weight=ONSET_WEIGHT if args.onset_weight is None else args.onset_weight,

@@ -65,20 +65,38 @@ def _eval_lines(ev: dict[str, Any]) -> list[str]:
     ]
 
 
+def _impact_crop_text(codec: dict[str, Any]) -> str:
+    share = float(codec.get("impact_share", 0.0))
+    if share <= 0:
+        return ""
+    return (
+        f"; {share:.0%} of each batch's excerpts start just before an impact of a material drawn "
+        "evenly, the rest at random offsets"
+    )
+
+
 def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: dict[str, Any] | None) -> str:
     tr = manifest.get("training", {})
     st = tr.get("settings", {})
     params = _params(cfg)
     aux_weight = st.get("aux_weight", (st.get("lm") or {}).get("aux_weight", 0.0))
     onset_weight = (st.get("lm") or {}).get("onset_weight", 0.0)
+    # Runs before the tenth session recorded no impact share: all their codec excerpts were random.
+    impact_share = float((st.get("codec") or {}).get("impact_share", 0.0))
     lookahead = cfg.lm.video_lookahead
     img_size = cfg.visual.img_size
+    from vaura_core.training.codec_train import CodecTrainSettings
     from vaura_core.training.tiny import N_CLIPS
 
     aux_flag = (
         (f" --clips {st['n_clips']}" if st.get("n_clips", N_CLIPS) != N_CLIPS else "")
         + (f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else "")
         + (f" --onset-weight {onset_weight:g}" if onset_weight else "")
+        + (
+            f" --codec-impact-share {impact_share:g}"
+            if impact_share != CodecTrainSettings().impact_share
+            else ""
+        )
         + (f" --video-lookahead {lookahead}" if lookahead != preset("tiny").lm.video_lookahead else "")
         + (f" --img-size {img_size}" if img_size != preset("tiny").visual.img_size else "")
         + (f" --device {st['device']}" if st.get("device", "cpu") != "cpu" else "")
@@ -154,7 +172,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         f"rendering took {tr.get('data_seconds')} s",
         f"- codec: {tr.get('codec_steps')} steps in {tr.get('codec_seconds')} s; settings {st.get('codec')}; "
         "losses from `dac.nn.loss` (multi-scale mel x15, waveform L1 x1) plus VQ commitment x0.25 and "
-        "codebook x1; no adversarial loss",
+        "codebook x1; no adversarial loss" + _impact_crop_text(st.get("codec") or {}),
         *stream_lines,
         *tower_lines,
         f"- transformer + visual tower (jointly, codec frozen): {tr.get('lm_steps')} steps in "

@@ -99,6 +99,16 @@ def frame_events(events: Sequence[dict[str, Any]], n_frames: int) -> FrameEvents
     return FrameEvents(impact, strength, sustained)
 
 
+def impact_starts(clip: ClipData, fps: int) -> np.ndarray:
+    """int64 (n, 2) rows (start sample, material class) of the clip's impacts: a sound starts on the
+    exact frame of contact, so the frame's time is the sound's."""
+    if clip.events is None:
+        return np.zeros((0, 2), dtype=np.int64)
+    frames = np.flatnonzero(clip.events.impact)
+    starts = np.round(frames * clip.sample_rate / fps).astype(np.int64)
+    return np.stack([starts, clip.events.impact[frames]], axis=1)
+
+
 def token_labels(events: FrameEvents, tubelet: int) -> np.ndarray:
     """Per-frame labels -> int64 (n_frames // tubelet,): one per run of `tubelet` frames (a visual token).
 

@@ -32,6 +32,7 @@ from vaura_core.training.data import (
     ClipData,
     WindowSet,
     build_clips,
+    impact_starts,
     padded_audio,
     render_clip,
 )
@@ -229,6 +230,7 @@ def train_tiny(
             seed=seed,
             settings=codec_settings,
             device=device,
+            impacts=[impact_starts(c, cfg.fps) for c in clips],
         )
         codec_state, n_codec, codec_seconds, codec_history = (
             res.state_dict,
