@@ -81,7 +81,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
     params = _params(cfg)
     aux_weight = st.get("aux_weight", (st.get("lm") or {}).get("aux_weight", 0.0))
     onset_weight = (st.get("lm") or {}).get("onset_weight", 0.0)
-    # Runs before the tenth session recorded no impact share: all their codec excerpts were random.
+    # Older manifests record no impact share: all their codec excerpts were at random offsets.
     impact_share = float((st.get("codec") or {}).get("impact_share", 0.0))
     lookahead = cfg.lm.video_lookahead
     img_size = cfg.visual.img_size
