@@ -5,7 +5,9 @@ objective is DAC's recipe without the adversarial terms (which would double the 
 multi-scale mel loss (weight 15), waveform L1 (weight 1), and the VQ commitment (0.25) and codebook
 (1.0) losses. DAC's linear multi-scale STFT loss is left out too: on a 2-core CPU it costs as much as
 the mel loss while adding little beyond it. Quantizer dropout 0.5 makes the first codebooks carry
-the coarse sound on their own, which the language model then predicts first.
+the coarse sound on their own, which the language model then predicts first. Half of each batch's
+excerpts start on an impact, materials drawn evenly (`ImpactIndex`): at random offsets alone the
+shortest sounds were lost.
 """
 
 from __future__ import annotations
