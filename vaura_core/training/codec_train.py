@@ -159,7 +159,7 @@ class ImpactIndex:
 
     Why: at random offsets most crops hold silence or the long sliding and rolling noises, and the
     shortest impacts (glass: a 4-5 kHz tick decaying in 28 ms) fill a tiny share of the frames the
-    loss sees. A codec trained that way drops them: the shipped codec's round trip kept 5 of 23 glass
+    loss sees. A codec trained that way dropped them: run 4's codec's round trip kept 5 of 23 glass
     onsets of `eval-sync`'s seed-7 clips, and turned drums into the wood band
     (docs/training-notes.md, tenth session). Crops on impacts, the material drawn evenly, give every
     sound an equal share.
