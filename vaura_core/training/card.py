@@ -65,8 +65,7 @@ def _eval_lines(ev: dict[str, Any]) -> list[str]:
     ]
 
 
-def _impact_crop_text(codec: dict[str, Any]) -> str:
-    share = float(codec.get("impact_share", 0.0))
+def _impact_crop_text(share: float) -> str:
     if share <= 0:
         return ""
     return (
@@ -172,7 +171,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         f"rendering took {tr.get('data_seconds')} s",
         f"- codec: {tr.get('codec_steps')} steps in {tr.get('codec_seconds')} s; settings {st.get('codec')}; "
         "losses from `dac.nn.loss` (multi-scale mel x15, waveform L1 x1) plus VQ commitment x0.25 and "
-        "codebook x1; no adversarial loss" + _impact_crop_text(st.get("codec") or {}),
+        "codebook x1; no adversarial loss" + _impact_crop_text(impact_share),
         *stream_lines,
         *tower_lines,
         f"- transformer + visual tower (jointly, codec frozen): {tr.get('lm_steps')} steps in "
