@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import math
 import os
+import platform
 
 import numpy as np
 import pytest
@@ -384,6 +385,15 @@ def test_stream_workers_follow_the_workers_asked_for():
 
     assert default_workers("cpu") == 2
     assert default_workers("cuda") == max(2, (os.cpu_count() or 2) - 1)
+
+
+def test_machine_description_names_the_cpu_and_its_vector_unit():
+    from vaura_core.training.tiny import machine_description
+
+    text = machine_description(torch.device("cpu"))
+    assert text.startswith(f"{platform.machine()} {torch.get_num_threads()} threads, ")
+    # The vector unit torch dispatches to (AVX2, AVX512, DEFAULT...): what set the speed of the run.
+    assert text.endswith(f"({torch.backends.cpu.get_cpu_capability()})")
 
 
 def test_train_tiny_img_size_builds_a_wider_tower():

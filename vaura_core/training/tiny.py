@@ -131,6 +131,27 @@ def stream_workers(workers: int) -> tuple[StreamSettings, StreamSettings]:
     return StreamSettings(workers=max(1, workers - 1)), StreamSettings(workers=max(1, workers))
 
 
+def machine_description(device: torch.device) -> str:
+    """What trained: architecture, threads, CPU model and the vector unit torch uses, and the GPU.
+
+    Two VMs of the "same" 2-core kind differed 2-3x in training speed (AVX vs AVX-512), so a card's
+    wall time means little without the CPU it was measured on.
+    """
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{platform.machine()} {torch.get_num_threads()} threads"
+    text += f", {cpu or 'unknown CPU'} ({torch.backends.cpu.get_cpu_capability()})"
+    if device.type == "cuda":
+        text += f", {torch.cuda.get_device_name(device)}"
+    return text
+
+
 @contextmanager
 def _threads_beside(threads: int, stream: StreamSettings) -> Iterator[None]:
     """Leave one core per rendering worker: the trainer's torch threads, restored afterwards."""
@@ -328,8 +349,7 @@ def train_tiny(
             "minutes_budget": minutes_budget,
             "device": str(device),
             "torch": torch.__version__,
-            "machine": f"{platform.machine()} {torch.get_num_threads()} threads"
-            + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),
+            "machine": machine_description(device),
             "codec": asdict(codec_settings),
             "lm": asdict(lm_settings),
             # Also inside "lm"; on its own so the card and readers need not know the settings' layout.
