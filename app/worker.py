@@ -73,10 +73,12 @@ class ModelStatus:
 
 
 class ProgressThrottle:
-    """Lets a progress report through at most `max_hz` times a second, and only when it changed.
+    """Lets a progress report through when it changed, a new fraction at most `max_hz` times a second.
 
-    "Changed" means another stage, or a fraction that differs in its third decimal: a decode loop
-    reports hundreds of steps a second and the GUI needs a few updates of a visible bar.
+    A new stage always passes (it is what the status line names, and comes a few times a second at
+    most); a fraction of the same stage passes when it differs in its third decimal and the interval
+    has passed: a decode loop reports hundreds of steps a second and the GUI needs a few updates of a
+    visible bar. On a fast machine a whole window can finish inside one interval.
     """
 
     def __init__(self, max_hz: float = PROGRESS_MAX_HZ, clock: Callable[[], float] = time.monotonic) -> None:
@@ -90,7 +92,8 @@ class ProgressThrottle:
         if key == self._last_key:
             return False
         now = self._clock()
-        if self._last_time is not None and now - self._last_time < self._interval:
+        same_stage = self._last_key is not None and self._last_key[1] == stage
+        if same_stage and self._last_time is not None and now - self._last_time < self._interval:
             return False
         self._last_time, self._last_key = now, key
         return True

@@ -73,7 +73,7 @@ def _wait_takes(qtbot, host: EngineHost, submit) -> tuple[int, list[Take]]:
     return ids[0], results[ids[0]]
 
 
-def test_progress_throttle_passes_changes_at_most_15_per_second() -> None:
+def test_progress_throttle_passes_new_stages_and_15_fractions_a_second() -> None:
     now = [0.0]
     throttle = ProgressThrottle(15.0, clock=lambda: now[0])
     passed = []
@@ -90,6 +90,10 @@ def test_progress_throttle_passes_changes_at_most_15_per_second() -> None:
     now[0] = 6.0
     assert not throttle.offer(0.5, "x")
     assert throttle.offer(0.5, "y")
+    # a new stage passes at once, inside the interval: a fast window must still be named
+    now[0] = 6.001
+    assert throttle.offer(0.0, "window 2/2")
+    assert not throttle.offer(0.1, "window 2/2")
 
 
 def test_requests_reject_impossible_values(tmp_path: Path) -> None:
