@@ -75,10 +75,11 @@ class ModelStatus:
 class ProgressThrottle:
     """Lets a progress report through when it changed, a new fraction at most `max_hz` times a second.
 
-    A new stage always passes (it is what the status line names, and comes a few times a second at
-    most); a fraction of the same stage passes when it differs in its third decimal and the interval
-    has passed: a decode loop reports hundreds of steps a second and the GUI needs a few updates of a
-    visible bar. On a fast machine a whole window can finish inside one interval.
+    A new stage always passes: it is what the status line names, and it changes once per window, far
+    less often than the decode steps report fractions. A fraction of the same stage passes when it
+    differs in its third decimal and the interval has passed: a decode loop reports hundreds of steps
+    a second and the GUI needs a few updates of a visible bar. On a fast machine a whole window can
+    finish inside one interval.
     """
 
     def __init__(self, max_hz: float = PROGRESS_MAX_HZ, clock: Callable[[], float] = time.monotonic) -> None:

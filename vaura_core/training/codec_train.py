@@ -124,6 +124,21 @@ def _normalise(piece: np.ndarray, target_rms: float) -> np.ndarray:
     return piece
 
 
+def _excerpt(clip: np.ndarray, start: int, length: int) -> np.ndarray:
+    """`length` samples of `clip` from `start`, zero-padded past its end (a fresh, writable array)."""
+    piece = np.zeros(length, dtype=np.float32)
+    part = clip[start : start + length]
+    piece[: len(part)] = part
+    return piece
+
+
+def _batch(rows: list[np.ndarray], length: int) -> Tensor:
+    """(n, 1, length) from n excerpts; (0, 1, length) for none (a batch made only of the other kind)."""
+    if not rows:
+        return torch.zeros(0, 1, length)
+    return torch.stack([torch.from_numpy(r) for r in rows])[:, None]
+
+
 def random_crops(
     audio: Sequence[np.ndarray],
     n: int,
@@ -144,14 +159,12 @@ def random_crops(
         for _ in range(max(1, tries)):
             clip = audio[int(torch.randint(len(audio), (1,), generator=generator))]
             start = int(torch.randint(max(1, len(clip) - length + 1), (1,), generator=generator))
-            piece = np.zeros(length, dtype=np.float32)
-            part = clip[start : start + length]
-            piece[: len(part)] = part
+            piece = _excerpt(clip, start, length)
             rms = float(np.sqrt(np.mean(piece**2)))
             if rms >= min_rms:
                 break
-        rows.append(torch.from_numpy(_normalise(piece, target_rms)))
-    return torch.stack(rows)[:, None] if rows else torch.zeros(0, 1, length)
+        rows.append(_normalise(piece, target_rms))
+    return _batch(rows, length)
 
 
 class ImpactIndex:
@@ -199,12 +212,8 @@ def impact_crops(
     for _ in range(n):
         clip, start = index.draw(generator)
         lead = int(length * (0.05 + 0.45 * float(torch.rand((), generator=generator))))
-        begin = max(0, start - lead)
-        piece = np.zeros(length, dtype=np.float32)
-        part = audio[clip][begin : begin + length]
-        piece[: len(part)] = part
-        rows.append(torch.from_numpy(_normalise(piece, target_rms)))
-    return torch.stack(rows)[:, None] if rows else torch.zeros(0, 1, length)
+        rows.append(_normalise(_excerpt(audio[clip], max(0, start - lead), length), target_rms))
+    return _batch(rows, length)
 
 
 class DeadCodeRestarter:
