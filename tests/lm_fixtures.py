@@ -10,11 +10,13 @@ from vaura_core.model.config import preset
 from vaura_core.model.lm import FusionLM
 
 
-def random_lm(seed: int = 0, std: float = 0.2, lookahead: int = 0) -> FusionLM:
-    """A `test`-preset FusionLM with weights large enough to give peaked, input-dependent logits."""
+def random_lm(seed: int = 0, std: float = 0.2, lookahead: int = 0, lead_steps: int | None = None) -> FusionLM:
+    """A `test`-preset FusionLM with weights large enough to give peaked, input-dependent logits;
+    `lead_steps` switches it to time alignment."""
     torch.manual_seed(seed)
     cfg = preset("test")
-    cfg = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_lookahead=lookahead))
+    lm_cfg = dataclasses.replace(cfg.lm, video_lookahead=lookahead, video_lead_steps=lead_steps)
+    cfg = dataclasses.replace(cfg, lm=lm_cfg)
     lm = FusionLM(cfg).eval()
     with torch.no_grad():
         for p in lm.parameters():

@@ -1,6 +1,7 @@
 """Cached vs uncached decoding, CFG, prompts, seeds, sampling filters, progress and cancel."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -59,6 +60,53 @@ def test_lookahead_gives_each_position_a_later_visual_token_in_every_path():
     assert torch.equal(cached.codes, oracle.codes)
     plain = generate_window(random_lm(seed=5), feats, STEPS, params=params, seeds=[3, 4])
     assert not torch.equal(plain.codes, cached.codes)
+
+
+@pytest.mark.parametrize("lead", [0, 2, 9])
+def test_time_alignment_gives_each_step_the_token_of_its_time_in_every_path(lead):
+    lm = random_lm(seed=6, lead_steps=lead)
+    cfg = lm.cfg
+    tv = cfg.lm.video_tokens
+    video = torch.randn(1, tv, cfg.lm.video_dim)
+    n = cfg.window_tokens + cfg.n_codebooks
+    got = lm._video_at(video, 0, n)
+    token_seconds = cfg.visual.tubelet / cfg.fps  # 80 ms
+    for p in range(n):
+        own = math.floor(p / cfg.codec.frame_rate / token_seconds + 1e-9)
+        if own >= tv:  # a step past the window's pictures
+            assert torch.equal(got[0, p], lm.empty_video_emb.reshape(-1))
+        else:  # the token at the time of step p + lead, the last one at most
+            led = min(tv - 1, math.floor((p + lead) / cfg.codec.frame_rate / token_seconds + 1e-9))
+            assert torch.equal(got[0, p], video[0, led]), p
+    # a slice starting mid-window (the KV-cache path) sees the same channels
+    assert torch.equal(lm._video_at(video, 40, 30), got[:, 40:70])
+    feats = random_features(lm, batch=2)
+    params = SamplingParams(temperature=1.0, top_k=30, cfg_scale=3.0)
+    cached = generate_window(lm, feats, STEPS, params=params, seeds=[3, 4])
+    oracle = generate_window(lm, feats, STEPS, params=params, seeds=[3, 4], use_cache=False)
+    assert torch.equal(cached.codes, oracle.codes)
+
+
+def test_time_alignment_fixes_the_position_drift():
+    cfg = preset("tiny")
+    steps = torch.arange(cfg.window_tokens)
+    timed = cfg.video_token_of_step(steps)
+    # 221 steps span the 32 tokens evenly, 6 or 7 steps each; by position (p // 7) the picture
+    # drifts behind the sound and the last token is left only 4 steps
+    counts = torch.bincount(timed)
+    assert len(counts) == cfg.lm.video_tokens and set(counts.tolist()) <= {6, 7}
+    assert torch.bincount(steps // cfg.lm.tokens_per_video_token).tolist()[-1] == 4
+    assert int(timed[-1]) == cfg.lm.video_tokens - 1 and cfg.video_token_of_step(6) == 0
+
+
+def test_lead_steps_are_checked():
+    cfg = preset("test")
+    with pytest.raises(ValueError, match="video_lead_steps"):
+        dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_lead_steps=-1))
+    with pytest.raises(ValueError, match="video_lead_steps"):
+        dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_lead_steps=cfg.window_tokens))
+    with pytest.raises(ValueError, match="position alignment only"):
+        dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_lookahead=1, video_lead_steps=0))
 
 
 def test_lookahead_must_stay_inside_the_window():

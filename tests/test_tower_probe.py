@@ -14,6 +14,7 @@ from vaura_core.errors import VauraError
 from vaura_core.media.frames import to_model_tensor
 from vaura_core.model.config import preset
 from vaura_core.model.vaura import VAura
+from vaura_core.training.data import MATERIAL_CLASSES
 from vaura_core.training.lm_train import EventHead, save_checkpoint
 from vaura_core.training.tower_probe import (
     load_probe,
@@ -67,6 +68,26 @@ def test_both_checkpoint_kinds_load_the_same_tower_and_calls(checkpoints):
         calls = token_calls(tower, loaded_head, frames)
         assert len(calls) == 16  # two whole segments of 8 tokens; the 8 trailing frames are dropped
         np.testing.assert_array_equal(calls, expected)
+
+
+def test_a_phased_event_head_is_scored_by_material(tmp_path, checkpoints):
+    cfg, model, _head, _tower_file, _lm_file = checkpoints
+    n_mat = len(MATERIAL_CLASSES)
+    head = EventHead(cfg.visual.dim, 1 + n_mat * cfg.visual.tubelet)
+    head.reset_parameters(torch.Generator().manual_seed(5))
+    with torch.no_grad():  # a second-frame call of material 2 wins
+        head.proj.bias.zero_()
+        head.proj.bias[n_mat + 2] = 10.0
+    path = tmp_path / "tower.pt"
+    torch.save({"tower": model.visual_feature_extractor.state_dict(), "head": head.state_dict()}, path)
+    tower, loaded = load_probe(path, cfg)
+    assert loaded.n_classes == 1 + n_mat * cfg.visual.tubelet
+    frames = np.random.default_rng(1).integers(0, 256, (32, 64, 64, 3), dtype=np.uint8)
+    with torch.no_grad():
+        feats = model.visual_feature_extractor.encode_segments(to_model_tensor(frames, 16))
+        raw = head(feats.reshape(-1, cfg.visual.dim)).argmax(-1).numpy()
+    calls = token_calls(tower, loaded, frames)
+    assert (raw == n_mat + 2).all() and (calls == 2).all()  # folded onto its material
 
 
 def test_probe_scores_every_token_of_the_scenes(checkpoints):

@@ -26,7 +26,10 @@ from vaura_core.training.data import (
     _cache_path,
     build_clips,
     clip_token_count,
+    event_class_count,
+    event_class_names,
     frame_events,
+    material_of,
     token_labels,
 )
 from vaura_core.training.lm_train import (
@@ -125,6 +128,47 @@ def _random_events(seed: int, n_frames: int, count: int) -> list[dict[str, objec
     rng = np.random.default_rng(seed)
     frames = rng.choice(n_frames, count, replace=False)
     return [_impact(int(f), MATERIAL_CLASSES[int(rng.integers(4))], float(rng.random())) for f in frames]
+
+
+def test_phased_labels_also_name_the_frame_of_the_token():
+    tubelet, n, m = CFG.visual.tubelet, CFG.visual.frames, len(MATERIAL_CLASSES)
+    events = [
+        _impact(3, "wood", 0.5),
+        _impact(4, "metal", 0.5),
+        _impact(8, "wood", 0.3),
+        _impact(9, "metal", 0.8),
+    ]
+    fe = frame_events(events, n)
+    phased = token_labels(fe, tubelet, phased=True)
+    # token 1: wood on its second frame; token 2: metal on its first; token 4: the louder metal, second
+    assert phased.tolist() == [0, WOOD + m, METAL, 0, METAL + m, 0, 0, 0]
+    np.testing.assert_array_equal(material_of(phased), token_labels(fe, tubelet))
+    for frame in range(n):
+        one = token_labels(frame_events([_impact(frame, "drum", 0.1)], n), tubelet, phased=True)
+        drum = MATERIAL_CLASSES.index("drum") + 1
+        assert one[frame // tubelet] == drum + (frame % tubelet) * m and one.sum() == one[frame // tubelet]
+    assert event_class_count(tubelet, False) == N_EVENT_CLASSES
+    names = event_class_names(tubelet, True)
+    assert len(names) == event_class_count(tubelet, True) == 1 + m * tubelet
+    assert names[WOOD + m] == "wood@1" and names[METAL] == "metal@0"
+    # the window set and the trainers size everything from the labels' classes
+    clip = _clip(4, _random_events(4, 5 * n, 16), paint=True)
+    data = WindowSet(CFG, [clip], [_codes(clip, 4)], phased=True)
+    counts = data.label_counts()
+    assert len(counts) == 1 + m * tubelet and counts[m + 1 :].sum() > 0 and counts[1 : m + 1].sum() > 0
+    torch.manual_seed(0)
+    settings = LMTrainSettings(batch_size=2, warmup=1, cfg_dropout=0.0, aux_weight=1.0)
+    res = train_lm(VAura(CFG), data, StepBudget(steps=2), seed=2, settings=settings)
+    assert res.aux_head is not None and res.aux_head.n_classes == 1 + m * tubelet
+    with pytest.raises(ValueError, match="event head has 5 classes"):
+        train_lm(
+            VAura(CFG),
+            data,
+            StepBudget(steps=1),
+            seed=2,
+            settings=settings,
+            aux_head=EventHead(CFG.visual.dim),
+        )
 
 
 def test_window_token_labels_follow_the_visual_token_order():
@@ -352,9 +396,15 @@ def test_training_record_and_card_show_the_event_loss():
     assert "| step | aux | aux_acc | loss |" in card
     assert "--aux-weight 0.5 --onset-weight 3" in card and "auxiliary event loss" in card
     assert "with an impact weigh 4 in that average" in card
-    assert "--video-lookahead 0" in card  # the test preset looks ahead as the original, not as tiny's
+    assert "--video-lookahead 0" in card  # the test preset aligns by position as the original
     ahead = dataclasses.replace(CFG, lm=dataclasses.replace(CFG.lm, video_lookahead=1))
-    assert "--video-lookahead" not in render_model_card({"name": "t", "training": record}, ahead, None)
+    ahead_card = render_model_card({"name": "t", "training": record}, ahead, None)
+    assert "--video-lookahead 1" in ahead_card and "`lm.video_lookahead`" in ahead_card
+    timed = dataclasses.replace(CFG, lm=dataclasses.replace(CFG.lm, video_lead_steps=2))  # tiny's
+    timed_card = render_model_card({"name": "t", "training": record}, timed, None)
+    assert "--video-l" not in timed_card and "audio step 2 ahead (`lm.video_lead_steps`" in timed_card
+    later = dataclasses.replace(CFG, lm=dataclasses.replace(CFG.lm, video_lead_steps=5))
+    assert "--video-lead-steps 5" in render_model_card({"name": "t", "training": record}, later, None)
     wide = dataclasses.replace(ahead, visual=dataclasses.replace(ahead.visual, img_size=96))
     on_gpu = {**record, "settings": {**record["settings"], "device": "cuda", "machine": "x86_64, H200"}}
     gpu_card = render_model_card({"name": "t", "training": on_gpu}, wide, None)
@@ -403,7 +453,11 @@ def test_train_tiny_img_size_builds_a_wider_tower():
     assert cfg.visual.img_size == 96 and cfg.lm == preset("tiny").lm and cfg.codec == preset("tiny").codec
     tower = VAura(cfg).visual_feature_extractor
     assert tower.pos_embed.shape[1] == 1 + (96 // 16) ** 2
-    assert _config(2, None).lm.video_lookahead == 2 and _config(None, None) == preset("tiny")
+    assert _config(None, None) == preset("tiny") and preset("tiny").lm.video_lead_steps == 2
+    by_position = _config(2, None).lm
+    assert by_position.video_lookahead == 2 and by_position.video_lead_steps is None
+    by_time = _config(None, None, 5).lm
+    assert by_time.video_lookahead == 0 and by_time.video_lead_steps == 5
 
 
 def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
@@ -416,6 +470,11 @@ def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
     assert "--onset-weight" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lookahead", "-1"]) == 2
     assert "--video-lookahead" in capsys.readouterr().err
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lead-steps", "-1"]) == 2
+    assert "--video-lead-steps must be between 0 and 64" in capsys.readouterr().err
+    both = ["--video-lookahead", "1", "--video-lead-steps", "2"]
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), *both]) == 2
+    assert "pick different alignments" in capsys.readouterr().err
     for size in ("40", "0", "240"):
         assert main(["train-tiny", "--out", str(tmp_path / "m"), "--img-size", size]) == 2
         assert "--img-size must be a multiple of 16" in capsys.readouterr().err

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+Index = TypeVar("Index")  # an int, or an integer array or tensor
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ class LMConfig:
     # impact in a tubelet's first frame is seen only after the position that must predict its onset;
     # 1 gives each position the tubelet its next audio token falls in. Checkpoints without it are 0.
     video_lookahead: int = 0
+    # Time alignment (None: the original's position alignment above). An int L gives position p
+    # the visual token whose 80 ms span holds the time of audio step p + L: with p // 7 the picture
+    # drifts 3.4 steps against the audio over a window, and a whole-token look-ahead shows an impact
+    # up to 80 ms before its sound, which the model answers with early hits.
+    video_lead_steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,12 @@ class VAuraConfig:
     def window_seconds(self) -> float:
         return self.window_segments * self.segment_seconds
 
+    def video_token_of_step(self, steps: Index) -> Index:
+        """The visual token whose frames span the time of each audio step: floor(step x hop / sr /
+        (tubelet / fps)), in exact integer arithmetic."""
+        num = self.codec.hop_length * self.fps
+        return steps * num // (self.codec.sample_rate * self.visual.tubelet)  # type: ignore[operator]
+
     @property
     def window_tokens(self) -> int:
         """Audio steps per window: ceil(window samples / hop), 221 for the release."""
@@ -165,6 +178,14 @@ class VAuraConfig:
             raise ValueError("block_size too small for one window plus the codebook delays")
         if not 0 <= self.lm.video_lookahead < self.lm.video_tokens:
             raise ValueError(f"lm.video_lookahead must be 0 to {self.lm.video_tokens - 1}")
+        lead = self.lm.video_lead_steps
+        if lead is not None:
+            if not 0 <= lead < self.window_tokens:
+                raise ValueError(f"lm.video_lead_steps must be 0 to {self.window_tokens - 1}")
+            if self.lm.video_lookahead:
+                raise ValueError(
+                    "lm.video_lookahead applies to position alignment only: use 0 with video_lead_steps"
+                )
 
     # --- serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -206,7 +227,7 @@ PRESETS: dict[str, VAuraConfig] = {
     "tiny": VAuraConfig(
         name="vaura-tiny",
         visual=VisualConfig(img_size=64, patch_size=16, dim=96, depth=2, heads=2),
-        lm=LMConfig(n_layer=4, n_head=4, video_dim=64, multiple_of=32, video_lookahead=1),
+        lm=LMConfig(n_layer=4, n_head=4, video_dim=64, multiple_of=32, video_lead_steps=2),
         codec=CodecConfig(encoder_dim=4, decoder_dim=64, codebook_size=128),
     ),
 }

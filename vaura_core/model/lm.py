@@ -2,7 +2,8 @@
 
 A Llama-style decoder over the delayed DAC token sequence. Each position's input is the channel
 concatenation [video (video_dim) | audio (codec latent)]: video features are repeated 7 positions per
-visual token and positions past the last visual token get `empty_video_emb`. Parameter names follow
+visual token and positions past the last visual token get `empty_video_emb` (the release; a config
+may instead align video to the audio steps by time, `LMConfig.video_lead_steps`). Parameter names follow
 the checkpoint (spec: shared/reference/vaura.md section 3) so it loads strictly.
 
 Unlike the original, attention can run against a static KV cache: prefill once, then one-token decode
@@ -315,12 +316,19 @@ class FusionLM(nn.Module):
         )
 
     def _video_at(self, video: Tensor, start: int, n: int) -> Tensor:
-        """Video channels for positions [start, start + n): token p // r + lookahead, or empty past
-        the last."""
-        r = self.cfg.lm.tokens_per_video_token
-        idx = torch.arange(start, start + n, device=video.device) // r + self.cfg.lm.video_lookahead
-        valid = idx < video.shape[1]
-        picked = video[:, idx.clamp(max=video.shape[1] - 1)]
+        """Video channels for positions [start, start + n): token p // r + lookahead (position
+        alignment), or the token at the time of audio step p + lead (time alignment); the empty
+        embedding past the last token."""
+        lm, last = self.cfg.lm, video.shape[1] - 1
+        pos = torch.arange(start, start + n, device=video.device)
+        if lm.video_lead_steps is None:
+            idx = pos // lm.tokens_per_video_token + lm.video_lookahead
+            valid = idx <= last
+        else:
+            # Steps whose own time is inside the video keep it; the lead never runs past the end.
+            valid = self.cfg.video_token_of_step(pos) <= last
+            idx = self.cfg.video_token_of_step(pos + lm.video_lead_steps)
+        picked = video[:, idx.clamp(max=last)]
         empty = self.empty_video_emb.to(video.dtype).expand(video.shape[0], n, -1)
         return torch.where(valid[None, :, None], picked, empty)
 

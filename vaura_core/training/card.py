@@ -74,6 +74,21 @@ def _impact_crop_text(share: float) -> str:
     )
 
 
+def _alignment_note(cfg: VAuraConfig) -> str:
+    lm = cfg.lm
+    if lm.video_lead_steps is not None:
+        return (
+            f"; each position sees the visual token at the time of the audio step {lm.video_lead_steps} "
+            "ahead (`lm.video_lead_steps`; the original aligns by position, token p // 7)"
+        )
+    if lm.video_lookahead:
+        return (
+            f"; each position sees the visual token {lm.video_lookahead} ahead of the original's "
+            "(`lm.video_lookahead`)"
+        )
+    return ""
+
+
 def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: dict[str, Any] | None) -> str:
     tr = manifest.get("training", {})
     st = tr.get("settings", {})
@@ -82,7 +97,12 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
     onset_weight = (st.get("lm") or {}).get("onset_weight", 0.0)
     # Older manifests record no impact share: all their codec excerpts were at random offsets.
     impact_share = float((st.get("codec") or {}).get("impact_share", 0.0))
-    lookahead = cfg.lm.video_lookahead
+    tiny_lm = preset("tiny").lm
+    lead = cfg.lm.video_lead_steps
+    if lead is None:
+        align_flag = f" --video-lookahead {cfg.lm.video_lookahead}"
+    else:
+        align_flag = f" --video-lead-steps {lead}" if lead != tiny_lm.video_lead_steps else ""
     img_size = cfg.visual.img_size
     from vaura_core.training.codec_train import CodecTrainSettings
     from vaura_core.training.tiny import N_CLIPS
@@ -96,7 +116,8 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
             if impact_share != CodecTrainSettings().impact_share
             else ""
         )
-        + (f" --video-lookahead {lookahead}" if lookahead != preset("tiny").lm.video_lookahead else "")
+        + align_flag
+        + (" --phased-events" if st.get("phased_events") else "")
         + (f" --img-size {img_size}" if img_size != preset("tiny").visual.img_size else "")
         + (f" --device {st['device']}" if st.get("device", "cpu") != "cpu" else "")
     )
@@ -104,9 +125,13 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         [
             f"- auxiliary event loss on the visual tower (weight {aux_weight:g}): a linear head, used only "
             f"in training and not shipped, reads every raw visual token ({cfg.visual.tubelet} frames) and "
-            "names the material of the loudest impact starting on its frames, or none; cross-entropy "
+            "names the material of the loudest impact starting on its frames"
+            + (" and the frame it starts on" if st.get("phased_events") else "")
+            + ", or none; cross-entropy "
             "weighted by the inverse square root of the class frequencies; columns `aux` (that loss) and "
-            "`aux_acc` (the head's accuracy on impact tokens) of the curve below",
+            "`aux_acc` (the head's accuracy on impact tokens"
+            + (", material and frame" if st.get("phased_events") else "")
+            + ") of the curve below",
         ]
         if aux_weight
         else []
@@ -150,12 +175,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         f"{cfg.visual.dim}, depth {cfg.visual.depth}, {params['visual_feature_extractor']:,} parameters",
         f"- transformer: {cfg.lm.n_layer} layers, {cfg.lm.n_head} heads, model dim {cfg.model_dim} "
         f"(video {cfg.lm.video_dim} + codec latent {cfg.codec.latent_dim}), {params['sampler']:,} parameters"
-        + (
-            f"; each position sees the visual token {cfg.lm.video_lookahead} ahead of the original's "
-            "(`lm.video_lookahead`)"
-            if cfg.lm.video_lookahead
-            else ""
-        ),
+        + _alignment_note(cfg),
         f"- codec (`dac.DAC`): encoder dim {cfg.codec.encoder_dim}, decoder dim {cfg.codec.decoder_dim}, "
         f"{cfg.codec.n_codebooks} codebooks of {cfg.codec.codebook_size}, "
         f"{params['audio_encoder']:,} parameters",

@@ -50,6 +50,24 @@ MATERIAL_CLASSES: tuple[str, ...] = tuple(sorted(MATERIALS))
 N_EVENT_CLASSES = len(MATERIAL_CLASSES) + 1
 
 
+def event_class_count(tubelet: int, phased: bool) -> int:
+    """Classes of the token labels: "none" and each material, or each (material, frame) when phased."""
+    return len(MATERIAL_CLASSES) * (tubelet if phased else 1) + 1
+
+
+def event_class_names(tubelet: int, phased: bool) -> list[str]:
+    """The label classes in order, e.g. "none", "drum", ... or "none", "drum@0", ..., "drum@1", ..."""
+    if not phased:
+        return ["none", *MATERIAL_CLASSES]
+    return ["none", *(f"{m}@{f}" for f in range(tubelet) for m in MATERIAL_CLASSES)]
+
+
+def material_of(labels: np.ndarray) -> np.ndarray:
+    """Token labels, phased or not -> material labels (0 none, k material k)."""
+    labels = np.asarray(labels)
+    return np.where(labels > 0, (labels - 1) % len(MATERIAL_CLASSES) + 1, 0)
+
+
 @dataclass(frozen=True)
 class FrameEvents:
     """Per-frame sound events of a clip, each an (n_frames,) array.
@@ -109,18 +127,23 @@ def impact_starts(clip: ClipData, fps: int) -> np.ndarray:
     return np.stack([starts, clip.events.impact[frames]], axis=1)
 
 
-def token_labels(events: FrameEvents, tubelet: int) -> np.ndarray:
+def token_labels(events: FrameEvents, tubelet: int, phased: bool = False) -> np.ndarray:
     """Per-frame labels -> int64 (n_frames // tubelet,): one per run of `tubelet` frames (a visual token).
 
     A token is labelled with the loudest impact starting on any of its frames (on a tie the earliest
-    frame), 0 if none; trailing frames that fill no whole token are dropped.
+    frame), 0 if none; trailing frames that fill no whole token are dropped. `phased` also names
+    the frame: material k starting on the token's frame f is k + f * M (M materials), so a head
+    trained on it must tell where inside the token the sound starts, not only that it does.
     """
     n = len(events.impact) // tubelet * tubelet
     labels = events.impact[:n].reshape(-1, tubelet)
     # Frames without an impact rank below every impact, even one of strength 0.
     rank = np.where(labels > 0, events.strength[:n].reshape(-1, tubelet), -1.0)
     pick = rank.argmax(axis=1)
-    return labels[np.arange(len(labels)), pick]
+    picked = labels[np.arange(len(labels)), pick]
+    if phased:
+        picked = np.where(picked > 0, picked + pick * len(MATERIAL_CLASSES), 0)
+    return picked
 
 
 def model_frames(pictures: np.ndarray, size: int) -> np.ndarray:
@@ -274,10 +297,19 @@ class WindowSet:
     """All training windows of a set of clips: frames uint8 per clip, codes (Q, T) per clip, and (when
     every clip has event labels) one impact label per visual token of each clip."""
 
-    def __init__(self, cfg: VAuraConfig, clips: Sequence[ClipData], codes: Sequence[torch.Tensor]) -> None:
+    def __init__(
+        self,
+        cfg: VAuraConfig,
+        clips: Sequence[ClipData],
+        codes: Sequence[torch.Tensor],
+        *,
+        phased: bool = False,
+    ) -> None:
+        """`phased`: token labels name the impact's frame inside the token too (`token_labels`)."""
         if len(clips) != len(codes):
             raise ValueError("one code tensor per clip is needed")
         self.cfg = cfg
+        self.n_classes = event_class_count(cfg.visual.tubelet, phased)
         self.frames = [torch.from_numpy(c.frames) for c in clips]
         self.codes = [c.long() for c in codes]
         self.refs = [
@@ -288,7 +320,7 @@ class WindowSet:
         events = [c.events for c in clips if c.events is not None]
         self.labels: list[torch.Tensor] | None = None
         if clips and len(events) == len(clips):
-            self.labels = [torch.from_numpy(token_labels(e, cfg.visual.tubelet)) for e in events]
+            self.labels = [torch.from_numpy(token_labels(e, cfg.visual.tubelet, phased)) for e in events]
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -312,10 +344,10 @@ class WindowSet:
         return torch.stack([self._label_slice(self.refs[i]) for i in indices])
 
     def label_counts(self) -> torch.Tensor:
-        """(N_EVENT_CLASSES,) token counts over every window: the label frequencies training sees."""
-        counts = torch.zeros(N_EVENT_CLASSES, dtype=torch.long)
+        """(n_classes,) token counts over every window: the label frequencies training sees."""
+        counts = torch.zeros(self.n_classes, dtype=torch.long)
         for ref in self.refs:
-            counts += torch.bincount(self._label_slice(ref), minlength=N_EVENT_CLASSES)
+            counts += torch.bincount(self._label_slice(ref), minlength=self.n_classes)
         return counts
 
     def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:

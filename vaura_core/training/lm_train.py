@@ -84,6 +84,15 @@ class EventHead(nn.Module):
         super().__init__()
         self.proj = nn.Linear(dim, n_classes)
 
+    @property
+    def n_classes(self) -> int:
+        return self.proj.out_features
+
+    @staticmethod
+    def classes_in(state: dict[str, Tensor]) -> int:
+        """The classes of a saved head's state dict (plain or phased labels)."""
+        return int(state["proj.weight"].shape[0])
+
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Initialise from `generator` alone, so the model's own initialisation and RNG are untouched."""
         nn.init.trunc_normal_(self.proj.weight, std=0.02, generator=generator)
@@ -290,12 +299,15 @@ def train_lm(
     head: EventHead | None = None
     class_weight = torch.ones(N_EVENT_CLASSES)
     if use_aux:
+        counts = data.label_counts()
         head = aux_head
         if head is None:
-            head = EventHead(model.cfg.visual.dim)
+            head = EventHead(model.cfg.visual.dim, len(counts))
             head.reset_parameters(torch.Generator().manual_seed(seed * 104_729 + 17))
+        elif head.n_classes != len(counts):
+            raise ValueError(f"the event head has {head.n_classes} classes, the labels {len(counts)}")
         head.to(device).train().requires_grad_(True)
-        class_weight = aux_class_weights(data.label_counts())
+        class_weight = aux_class_weights(counts)
         log.info("event head class weights %s", [round(float(w), 3) for w in class_weight])
     class_weight = class_weight.to(device)
     history: list[dict[str, float]] = []

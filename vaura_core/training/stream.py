@@ -91,12 +91,15 @@ class ClipStream:
         seeds: Sequence[int],
         duration: float,
         settings: StreamSettings | None = None,
+        *,
+        phased: bool = False,
     ) -> None:
-        """`codec_state` None: no audio codes (all zero), for training that needs frames and labels."""
+        """`codec_state` None: no audio codes (all zero), for training that needs frames and labels.
+        `phased`: the labels name the impact's frame inside its token (`data.token_labels`)."""
         s = settings or StreamSettings()
         if not s.clips_per_step > 0 or s.buffer_clips < 1 or not 1 <= s.initial_clips <= s.buffer_clips:
             raise ValueError(f"bad stream settings {s}")
-        self.cfg, self.settings, self.seeds = cfg, s, list(seeds)
+        self.cfg, self.settings, self.seeds, self.phased = cfg, s, list(seeds), phased
         self._clips: dict[int, EncodedClip] = {}
         self._pending: dict[int, Future[EncodedClip]] = {}
         self._window_set: tuple[tuple[int, int], WindowSet] | None = None
@@ -152,7 +155,8 @@ class ClipStream:
             self._fill(lo, hi)
             clips = [self._clips[i] for i in range(lo, hi)]
             codes = [torch.from_numpy(c.astype(np.int64)) for _, c in clips]
-            self._window_set = ((lo, hi), WindowSet(self.cfg, [c for c, _ in clips], codes))
+            data = WindowSet(self.cfg, [c for c, _ in clips], codes, phased=self.phased)
+            self._window_set = ((lo, hi), data)
         return self._window_set[1]
 
     # --- the batch source protocol (see lm_train) -------------------------------------------

@@ -28,10 +28,11 @@ from vaura_core.model.config import VAuraConfig, preset
 from vaura_core.model.vaura import VAura
 from vaura_core.training.codec_train import CodecTrainSettings, train_codec
 from vaura_core.training.data import (
-    MATERIAL_CLASSES,
     ClipData,
     WindowSet,
     build_clips,
+    event_class_count,
+    event_class_names,
     impact_starts,
     padded_audio,
     render_clip,
@@ -180,6 +181,7 @@ def train_tiny(
     clip_seconds: float = CLIP_SECONDS,
     stream_settings: StreamSettings | None = None,
     tower_settings: TowerTrainSettings | None = None,
+    phased_events: bool = False,
 ) -> TinyTrainingReport:
     """Train vaura-tiny from scratch and write it to `out_dir` (model.safetensors, config, manifest).
 
@@ -188,7 +190,8 @@ def train_tiny(
     `lm_steps` override the budget for their stage. The codec learns from `n_clips` fixed clips. The
     visual tower is then pretrained on the impact events of fresh clips (`tower_train`), and the
     transformer trained with it on another stream of fresh clips (`stream.ClipStream`), their event
-    labels feeding the auxiliary loss (`lm_settings.aux_weight`, 0 switches it off).
+    labels feeding the auxiliary loss (`lm_settings.aux_weight`, 0 switches it off); with
+    `phased_events` those labels also name the impact's frame inside its visual token.
     """
     t_start = time.perf_counter()
     budget_s = float(minutes_budget) * 60.0
@@ -276,8 +279,13 @@ def train_tiny(
     if tower_file.exists() and tower_meta.exists():
         state = torch.load(tower_file, map_location="cpu", weights_only=True)
         model.visual_feature_extractor.load_state_dict(state["tower"])
-        head = EventHead(cfg.visual.dim)
+        head = EventHead(cfg.visual.dim, EventHead.classes_in(state["head"]))
         head.load_state_dict(state["head"])
+        if head.n_classes != event_class_count(cfg.visual.tubelet, phased_events):
+            raise VauraError(
+                f"{tower_file}: its event head was trained on {'plain' if phased_events else 'phased'} "
+                f"labels; delete it (and tower-meta.json) to pretrain the tower again"
+            )
         meta = json.loads(tower_meta.read_text())
         n_tower, tower_seconds, tower_history = int(meta["steps"]), float(meta["seconds"]), meta["history"]
         reused_seconds += tower_seconds
@@ -286,7 +294,9 @@ def train_tiny(
         seconds = max(30.0, (left() - RESERVE_SECONDS) * TOWER_SHARE)
         with (
             _threads_beside(threads, tower_stream),
-            ClipStream(cfg, None, stream_seeds[::-1], clip_seconds, tower_stream) as stream,
+            ClipStream(
+                cfg, None, stream_seeds[::-1], clip_seconds, tower_stream, phased=phased_events
+            ) as stream,
         ):
             res_tower = pretrain_tower(
                 model,
@@ -307,7 +317,9 @@ def train_tiny(
     lm_seconds_budget = max(60.0, left() - RESERVE_SECONDS / 3)
     with (
         _threads_beside(threads, stream_settings),
-        ClipStream(cfg, codec_state, stream_seeds, clip_seconds, stream_settings) as stream,
+        ClipStream(
+            cfg, codec_state, stream_seeds, clip_seconds, stream_settings, phased=phased_events
+        ) as stream,
     ):
         res_lm = train_lm(
             model,
@@ -354,7 +366,8 @@ def train_tiny(
             "lm": asdict(lm_settings),
             # Also inside "lm"; on its own so the card and readers need not know the settings' layout.
             "aux_weight": lm_settings.aux_weight,
-            "event_classes": ["none", *MATERIAL_CLASSES],
+            "event_classes": event_class_names(cfg.visual.tubelet, phased_events),
+            "phased_events": phased_events,
         },
     )
     save_trained(out_dir, model, report)

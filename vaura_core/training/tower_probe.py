@@ -22,7 +22,7 @@ from vaura_core.errors import CheckpointFormatError, VauraError
 from vaura_core.media.frames import to_model_tensor
 from vaura_core.model.config import VAuraConfig
 from vaura_core.model.visual import MotionFormer
-from vaura_core.training.data import clip_of_scene, render_scene, token_labels
+from vaura_core.training.data import clip_of_scene, material_of, render_scene, token_labels
 from vaura_core.training.lm_train import EventHead
 from vaura_core.weights.importers import VISUAL, infer_visual_config
 
@@ -127,7 +127,11 @@ def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
         visual = infer_visual_config(tower_state, cfg)
     except CheckpointFormatError:
         visual = cfg.visual  # loading below names the first tensor that does not fit
-    tower, head = MotionFormer(visual), EventHead(visual.dim)
+    tower = MotionFormer(visual)
+    try:
+        head = EventHead(visual.dim, EventHead.classes_in(head_state))  # plain or phased labels
+    except (KeyError, AttributeError, IndexError, TypeError):
+        raise VauraError(f"{path}: its event head is not a linear head of this project") from None
     try:
         tower.load_state_dict(tower_state)
         head.load_state_dict(head_state)
@@ -140,13 +144,14 @@ def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
 
 @torch.no_grad()
 def token_calls(tower: MotionFormer, head: EventHead, frames: np.ndarray) -> np.ndarray:
-    """uint8 (n, S, S, 3) frames at the tower's size -> one call per visual token of the whole segments."""
+    """uint8 (n, S, S, 3) frames at the tower's size -> one call per visual token of the whole segments
+    (0 none, k material k: a phased head's frame is dropped)."""
     f = tower.cfg.frames
     whole = len(frames) // f * f
     if whole == 0:
         return np.zeros(0, dtype=np.int64)
     feats: Tensor = tower.encode_segments(to_model_tensor(frames[:whole], f), chunk=8)
-    return head(feats.reshape(-1, feats.shape[-1])).argmax(-1).numpy()
+    return material_of(head(feats.reshape(-1, feats.shape[-1])).argmax(-1).numpy())
 
 
 def probe_tower(

@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from vaura_core.model.vaura import VAura
-from vaura_core.training.data import N_EVENT_CLASSES
 from vaura_core.training.lm_train import (
     BatchSource,
     EventHead,
@@ -69,13 +68,13 @@ def pretrain_tower(
     tower = model.visual_feature_extractor
     tower.train().requires_grad_(True)
     tower.patch_embed.requires_grad_(False)  # unused at run time
-    head = EventHead(model.cfg.visual.dim)
+    counts = data.label_counts()  # its length: plain or phased labels (data.event_class_count)
+    head = EventHead(model.cfg.visual.dim, len(counts))
     head.reset_parameters(torch.Generator().manual_seed(seed * 104_729 + 17))
     head.to(device).train()
     opt_settings = LMTrainSettings(lr=s.lr, weight_decay=s.weight_decay, betas=s.betas)
     opt = make_optimizer(model, opt_settings, parts=[tower, head])
-    class_weight = aux_class_weights(data.label_counts()).to(device)
-    assert len(class_weight) == N_EVENT_CLASSES
+    class_weight = aux_class_weights(counts).to(device)
     params = [p for group in opt.param_groups for p in group["params"]]
     history: list[dict[str, float]] = []
     acc_loss, acc_n, acc_correct, acc_impacts = 0.0, 0, 0, 0
