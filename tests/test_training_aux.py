@@ -160,15 +160,9 @@ def test_phased_labels_also_name_the_frame_of_the_token():
     settings = LMTrainSettings(batch_size=2, warmup=1, cfg_dropout=0.0, aux_weight=1.0)
     res = train_lm(VAura(CFG), data, StepBudget(steps=2), seed=2, settings=settings)
     assert res.aux_head is not None and res.aux_head.n_classes == 1 + m * tubelet
+    plain = EventHead(CFG.visual.dim)
     with pytest.raises(ValueError, match="event head has 5 classes"):
-        train_lm(
-            VAura(CFG),
-            data,
-            StepBudget(steps=1),
-            seed=2,
-            settings=settings,
-            aux_head=EventHead(CFG.visual.dim),
-        )
+        train_lm(VAura(CFG), data, StepBudget(steps=1), seed=2, settings=settings, aux_head=plain)
 
 
 def test_window_token_labels_follow_the_visual_token_order():
