@@ -132,7 +132,7 @@ def test_shipped_model_makes_timed_sounds():
     from vaura_core.weights.registry import DEFAULT_MODEL, ModelRegistry
 
     model = ModelRegistry().load(DEFAULT_MODEL)
-    report = evaluate_sync(model, DEFAULT_MODEL, count=3, seed=11, duration=5.12)
+    report = evaluate_sync(model, DEFAULT_MODEL, count=5, seed=11, duration=5.12)
     gen, ctl = report.generated, report.control
     assert gen["detected_onsets"] > 0, report  # it makes sounds, not silence
     assert gen["f1_50"] >= F1_50_FLOOR, report
@@ -140,9 +140,10 @@ def test_shipped_model_makes_timed_sounds():
     assert report.ground_truth["f1_50"] >= 0.98, report  # the detector itself is sound
 
 
-# Measured with the shipped weights (run 14) on these three clips (3 x 5.12 s, seed 11, two chains each
-# by default): F1 +/-50 ms 0.590, control (another clip's video) 0.179; three short clips leave the
-# control much chance (on the card's ten 10 s clips: 0.552 against 0.210).
+# Measured with the shipped weights (run 16) on these five clips (5 x 5.12 s, seed 11, two chains each
+# by default): F1 +/-50 ms 0.514, control (another clip's video) 0.220; a few short clips leave the
+# control much chance (the first three alone: 0.448 against 0.271; on the card's ten 10 s clips: 0.624
+# against 0.214), so five keep the gain floor well clear.
 F1_50_FLOOR = 0.3
 VIDEO_GAIN_FLOOR = 0.15
 

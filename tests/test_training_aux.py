@@ -397,6 +397,10 @@ def test_training_record_and_card_show_the_event_loss():
     timed = dataclasses.replace(CFG, lm=dataclasses.replace(CFG.lm, video_lead_steps=2))  # tiny's
     timed_card = render_model_card({"name": "t", "training": record}, timed, None)
     assert "--video-l" not in timed_card and "audio step 2 ahead (`lm.video_lead_steps`" in timed_card
+    assert "--no-phased-events" in card and "and the frame it starts on" not in card  # an older record
+    phased = {**record, "settings": {**record["settings"], "phased_events": True}}
+    phased_card = render_model_card({"name": "t", "training": phased}, CFG, None)
+    assert "phased-events" not in phased_card and "and the frame it starts on" in phased_card
     later = dataclasses.replace(CFG, lm=dataclasses.replace(CFG.lm, video_lead_steps=5))
     assert "--video-lead-steps 5" in render_model_card({"name": "t", "training": record}, later, None)
     wide = dataclasses.replace(ahead, visual=dataclasses.replace(ahead.visual, img_size=96))

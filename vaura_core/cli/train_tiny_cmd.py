@@ -72,9 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--phased-events",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="the visual tower's event labels also name the frame of its token an impact starts on "
-        "(an experiment; the shipped weights trained without)",
+        "(default: on, as the shipped weights; --no-phased-events: material only, as runs 1-14)",
     )
     p.add_argument(
         "--img-size",

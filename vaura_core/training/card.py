@@ -117,7 +117,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
             else ""
         )
         + align_flag
-        + (" --phased-events" if st.get("phased_events") else "")
+        + ("" if st.get("phased_events") else " --no-phased-events")  # older records: plain labels
         + (f" --img-size {img_size}" if img_size != preset("tiny").visual.img_size else "")
         + (f" --device {st['device']}" if st.get("device", "cpu") != "cpu" else "")
     )
