@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--phased-events",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=None,
         help="the visual tower's event labels also name the frame of its token an impact starts on "
         "(default: on, as the shipped weights; --no-phased-events: material only, as runs 1-14)",
     )
@@ -168,7 +168,13 @@ def run(args: argparse.Namespace) -> int:
 
     from vaura_core.training.codec_train import CodecTrainSettings
     from vaura_core.training.lm_train import LMTrainSettings
-    from vaura_core.training.tiny import N_PROBE_CLIPS, ONSET_WEIGHT, SEEDS_PER_RUN, train_tiny
+    from vaura_core.training.tiny import (
+        N_PROBE_CLIPS,
+        ONSET_WEIGHT,
+        PHASED_EVENTS,
+        SEEDS_PER_RUN,
+        train_tiny,
+    )
 
     if args.clips > SEEDS_PER_RUN - N_PROBE_CLIPS:
         return fail(f"--clips must be at most {SEEDS_PER_RUN - N_PROBE_CLIPS}")
@@ -203,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
                 onset_weight=ONSET_WEIGHT if args.onset_weight is None else args.onset_weight,
             ),
             config=_config(args.video_lookahead, args.img_size, args.video_lead_steps),
-            phased_events=args.phased_events,
+            phased_events=PHASED_EVENTS if args.phased_events is None else args.phased_events,
         )
     except Cancelled as exc:
         print(f"vaura train-tiny: {exc}", file=sys.stderr)

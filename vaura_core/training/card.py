@@ -74,6 +74,14 @@ def _impact_crop_text(share: float) -> str:
     )
 
 
+def _phased_flag(phased: bool) -> str:
+    from vaura_core.training.tiny import PHASED_EVENTS
+
+    if phased == PHASED_EVENTS:
+        return ""
+    return " --phased-events" if phased else " --no-phased-events"
+
+
 def _alignment_note(cfg: VAuraConfig) -> str:
     lm = cfg.lm
     if lm.video_lead_steps is not None:
@@ -117,7 +125,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
             else ""
         )
         + align_flag
-        + ("" if st.get("phased_events") else " --no-phased-events")  # older records: plain labels
+        + _phased_flag(bool(st.get("phased_events")))  # older records: plain labels
         + (f" --img-size {img_size}" if img_size != preset("tiny").visual.img_size else "")
         + (f" --device {st['device']}" if st.get("device", "cpu") != "cpu" else "")
     )

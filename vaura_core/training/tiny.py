@@ -49,6 +49,7 @@ CODEC_SHARE = 0.4  # of the time left after the data is ready: the codec is the 
 TOWER_SHARE = 0.15  # of the time left after the codec: the visual tower's event pretraining
 N_CLIPS = 120  # fixed clips the codec learns from
 ONSET_WEIGHT = 5.0  # extra loss weight of impact tokens (docs/training-notes.md, runs 6 and 7)
+PHASED_EVENTS = True  # event labels name the impact's frame in its token (training notes, run 16)
 RESERVE_SECONDS = 90.0  # encoding the clips and writing the model
 
 
@@ -181,7 +182,7 @@ def train_tiny(
     clip_seconds: float = CLIP_SECONDS,
     stream_settings: StreamSettings | None = None,
     tower_settings: TowerTrainSettings | None = None,
-    phased_events: bool = False,
+    phased_events: bool = PHASED_EVENTS,
 ) -> TinyTrainingReport:
     """Train vaura-tiny from scratch and write it to `out_dir` (model.safetensors, config, manifest).
 
