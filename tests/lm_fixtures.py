@@ -10,12 +10,20 @@ from vaura_core.model.config import preset
 from vaura_core.model.lm import FusionLM
 
 
-def random_lm(seed: int = 0, std: float = 0.2, lookahead: int = 0, lead_steps: int | None = None) -> FusionLM:
+def random_lm(
+    seed: int = 0,
+    std: float = 0.2,
+    lookahead: int = 0,
+    lead_steps: int | None = None,
+    phase: bool = False,
+) -> FusionLM:
     """A `test`-preset FusionLM with weights large enough to give peaked, input-dependent logits;
-    `lead_steps` switches it to time alignment."""
+    `lead_steps` switches it to time alignment, `phase` adds the step's phase in its visual token."""
     torch.manual_seed(seed)
     cfg = preset("test")
-    lm_cfg = dataclasses.replace(cfg.lm, video_lookahead=lookahead, video_lead_steps=lead_steps)
+    lm_cfg = dataclasses.replace(
+        cfg.lm, video_lookahead=lookahead, video_lead_steps=lead_steps, video_phase=phase
+    )
     cfg = dataclasses.replace(cfg, lm=lm_cfg)
     lm = FusionLM(cfg).eval()
     with torch.no_grad():

@@ -99,6 +99,44 @@ def test_time_alignment_fixes_the_position_drift():
     assert int(timed[-1]) == cfg.lm.video_tokens - 1 and cfg.video_token_of_step(6) == 0
 
 
+def test_video_phase_tells_each_step_where_it_is_in_its_token():
+    cfg = preset("tiny")
+    assert cfg.video_phases == 7  # 80 ms tokens at 86.13 steps a second span 6 or 7 steps
+    tokens = torch.arange(cfg.lm.video_tokens)
+    first = cfg.first_step_of_video_token(tokens)
+    # the first step of each token is the first whose time is in it, and the step before is not
+    assert torch.equal(cfg.video_token_of_step(first), tokens)
+    assert torch.equal(cfg.video_token_of_step(first[1:] - 1), tokens[:-1])
+    lead = 2
+    lm = random_lm(seed=8, lead_steps=lead, phase=True)
+    tv, n = lm.cfg.lm.video_tokens, lm.cfg.window_tokens + lm.cfg.n_codebooks
+    video = torch.randn(1, tv, lm.cfg.lm.video_dim)
+    got = lm._video_at(video, 0, n)
+    emb = lm.video_phase_emb
+    base = random_lm(seed=8, lead_steps=lead)
+    plain = base._video_at(video, 0, n)
+    inside = torch.nonzero(~torch.all(plain[0] == base.empty_video_emb.reshape(-1), dim=-1)).flatten()
+    assert 0 < len(inside) < n
+    for p in inside.tolist():
+        led = int(lm.cfg.video_token_of_step(p + lead))
+        phase = p + lead - int(lm.cfg.first_step_of_video_token(led))
+        assert 0 <= phase < lm.cfg.video_phases
+        assert torch.allclose(got[0, p], plain[0, p] + emb[phase]), p
+    outside = [p for p in range(n) if p not in set(inside.tolist())]
+    assert torch.equal(got[0, outside], lm.empty_video_emb[0].expand(len(outside), -1))
+    # the phases run 0, 1, ... from each change of picture, so two steps seeing one token differ
+    assert not torch.allclose(got[0, inside[0]], got[0, inside[1]])
+    assert torch.equal(lm._video_at(video, 40, 30), got[:, 40:70])  # the KV-cache path's slices
+    feats = random_features(lm, batch=2)
+    params = SamplingParams(temperature=1.0, top_k=30, cfg_scale=3.0)
+    cached = generate_window(lm, feats, STEPS, params=params, seeds=[3, 4])
+    oracle = generate_window(lm, feats, STEPS, params=params, seeds=[3, 4], use_cache=False)
+    assert torch.equal(cached.codes, oracle.codes)
+    with pytest.raises(ValueError, match="video_phase needs time alignment"):
+        dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_lead_steps=None, video_phase=True))
+    assert not hasattr(random_lm(seed=8, lead_steps=lead), "video_phase_emb")  # the release has none
+
+
 def test_lead_steps_are_checked():
     cfg = preset("test")
     with pytest.raises(ValueError, match="video_lead_steps"):

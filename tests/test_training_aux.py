@@ -403,6 +403,11 @@ def test_training_record_and_card_show_the_event_loss():
     assert "phased-events" not in phased_card and "and the frame it starts on" in phased_card
     later = dataclasses.replace(CFG, lm=dataclasses.replace(CFG.lm, video_lead_steps=5))
     assert "--video-lead-steps 5" in render_model_card({"name": "t", "training": record}, later, None)
+    flip = not preset("tiny").lm.video_phase
+    told = dataclasses.replace(CFG, lm=dataclasses.replace(CFG.lm, video_lead_steps=2, video_phase=flip))
+    told_card = render_model_card({"name": "t", "training": record}, told, None)
+    assert (" --video-phase" if flip else " --no-video-phase") in told_card
+    assert ("`lm.video_phase`" in told_card) == flip
     wide = dataclasses.replace(ahead, visual=dataclasses.replace(ahead.visual, img_size=96))
     on_gpu = {**record, "settings": {**record["settings"], "device": "cuda", "machine": "x86_64, H200"}}
     gpu_card = render_model_card({"name": "t", "training": on_gpu}, wide, None)
@@ -456,6 +461,9 @@ def test_train_tiny_img_size_builds_a_wider_tower():
     assert by_position.video_lookahead == 2 and by_position.video_lead_steps is None
     by_time = _config(None, None, 5).lm
     assert by_time.video_lookahead == 0 and by_time.video_lead_steps == 5
+    assert _config(None, None, None, True).lm.video_phase
+    assert not _config(None, None, None, False).lm.video_phase
+    assert not by_position.video_phase  # position alignment has no phase to tell
 
 
 def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
@@ -468,6 +476,8 @@ def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
     assert "--onset-weight" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lookahead", "-1"]) == 2
     assert "--video-lookahead" in capsys.readouterr().err
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lookahead", "1", "--video-phase"]) == 2
+    assert "--video-phase needs time alignment" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lead-steps", "-1"]) == 2
     assert "--video-lead-steps must be between 0 and 64" in capsys.readouterr().err
     both = ["--video-lookahead", "1", "--video-lead-steps", "2"]

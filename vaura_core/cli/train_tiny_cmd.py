@@ -71,6 +71,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: the tiny preset's 2)",
     )
     p.add_argument(
+        "--video-phase",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with time alignment, each position is also told how many audio steps into its visual "
+        "token it is (default: the tiny preset's choice)",
+    )
+    p.add_argument(
         "--phased-events",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -105,7 +112,10 @@ def default_workers(device: str) -> int:
 
 
 def _config(
-    video_lookahead: int | None, img_size: int | None = None, video_lead_steps: int | None = None
+    video_lookahead: int | None,
+    img_size: int | None = None,
+    video_lead_steps: int | None = None,
+    video_phase: bool | None = None,
 ) -> VAuraConfig:
     """The tiny preset, with another video alignment or tower input size when one is asked for."""
     import dataclasses
@@ -114,11 +124,15 @@ def _config(
 
     cfg = preset("tiny")
     if video_lookahead is not None:
-        lm = dataclasses.replace(cfg.lm, video_lookahead=video_lookahead, video_lead_steps=None)
+        lm = dataclasses.replace(
+            cfg.lm, video_lookahead=video_lookahead, video_lead_steps=None, video_phase=False
+        )
         cfg = dataclasses.replace(cfg, lm=lm)
     elif video_lead_steps is not None:
         lm = dataclasses.replace(cfg.lm, video_lookahead=0, video_lead_steps=video_lead_steps)
         cfg = dataclasses.replace(cfg, lm=lm)
+    if video_phase is not None:
+        cfg = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_phase=video_phase))
     if img_size is not None:
         cfg = dataclasses.replace(cfg, visual=dataclasses.replace(cfg.visual, img_size=img_size))
     return cfg
@@ -158,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         return fail("--video-lead-steps must be between 0 and 64 audio steps")
     if args.video_lookahead is not None and args.video_lead_steps is not None:
         return fail("--video-lookahead and --video-lead-steps pick different alignments: give one")
+    if args.video_lookahead is not None and args.video_phase:
+        return fail("--video-phase needs time alignment (--video-lead-steps), not --video-lookahead")
     if args.img_size is not None and not (16 <= args.img_size <= 224 and args.img_size % 16 == 0):
         return fail("--img-size must be a multiple of 16 between 16 and 224")
     out = Path(args.out)
@@ -208,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
                 aux_weight=args.aux_weight,
                 onset_weight=ONSET_WEIGHT if args.onset_weight is None else args.onset_weight,
             ),
-            config=_config(args.video_lookahead, args.img_size, args.video_lead_steps),
+            config=_config(args.video_lookahead, args.img_size, args.video_lead_steps, args.video_phase),
             phased_events=PHASED_EVENTS if args.phased_events is None else args.phased_events,
         )
     except Cancelled as exc:

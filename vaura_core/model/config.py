@@ -103,6 +103,10 @@ class LMConfig:
     # drifts 3.4 steps against the audio over a window, and a whole-token look-ahead shows an impact
     # up to 80 ms before its sound, which the model answers with early hits.
     video_lead_steps: int | None = None
+    # With time alignment: add a learned vector for how many audio steps into its visual token the
+    # step p + L falls (`FusionLM.video_phase_emb`), so the transformer need not count from where
+    # the picture last changed to place a hit on the token's second frame. Absent in the release.
+    video_phase: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,17 @@ class VAuraConfig:
         num = self.codec.hop_length * self.fps
         return steps * num // (self.codec.sample_rate * self.visual.tubelet)  # type: ignore[operator]
 
+    def first_step_of_video_token(self, tokens: Index) -> Index:
+        """The first audio step whose time falls in each visual token (inverse of
+        `video_token_of_step`): ceil(token x sr x tubelet / (hop x fps))."""
+        num = self.codec.hop_length * self.fps
+        return -(-tokens * self.codec.sample_rate * self.visual.tubelet // num)  # type: ignore[operator]
+
+    @property
+    def video_phases(self) -> int:
+        """The most audio steps one visual token spans (7 at 86.13 Hz and 80 ms tokens)."""
+        return -(-self.codec.sample_rate * self.visual.tubelet // (self.codec.hop_length * self.fps))
+
     @property
     def window_tokens(self) -> int:
         """Audio steps per window: ceil(window samples / hop), 221 for the release."""
@@ -186,6 +201,8 @@ class VAuraConfig:
                 raise ValueError(
                     "lm.video_lookahead applies to position alignment only: use 0 with video_lead_steps"
                 )
+        elif self.lm.video_phase:
+            raise ValueError("lm.video_phase needs time alignment (lm.video_lead_steps)")
 
     # --- serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -223,6 +223,8 @@ class FusionLM(nn.Module):
         self.cfg = cfg
         lm, codec = cfg.lm, cfg.codec
         self.empty_video_emb = nn.Parameter(torch.zeros(1, 1, lm.video_dim))
+        if lm.video_phase:  # zero at first: training starts from the plain time alignment
+            self.video_phase_emb = nn.Parameter(torch.zeros(cfg.video_phases, lm.video_dim))
         self.cls_embeddings = VideoEmbedder(cfg.visual.dim, lm.video_dim, lm.video_tokens)
         self.tok_embeddings = nn.ModuleList(
             DacEmbedding(codec.codebook_size, codec.codebook_dim, codec.latent_dim)
@@ -317,8 +319,8 @@ class FusionLM(nn.Module):
 
     def _video_at(self, video: Tensor, start: int, n: int) -> Tensor:
         """Video channels for positions [start, start + n): token p // r + lookahead (position
-        alignment), or the token at the time of audio step p + lead (time alignment); the empty
-        embedding past the last token."""
+        alignment), or the token at the time of audio step p + lead (time alignment, plus the step's
+        phase in that token with `lm.video_phase`); the empty embedding past the last token."""
         lm, last = self.cfg.lm, video.shape[1] - 1
         pos = torch.arange(start, start + n, device=video.device)
         if lm.video_lead_steps is None:
@@ -329,6 +331,9 @@ class FusionLM(nn.Module):
             valid = self.cfg.video_token_of_step(pos) <= last
             idx = self.cfg.video_token_of_step(pos + lm.video_lead_steps)
         picked = video[:, idx.clamp(max=last)]
+        if lm.video_phase:
+            phase = pos + lm.video_lead_steps - self.cfg.first_step_of_video_token(idx)
+            picked = picked + self.video_phase_emb[phase].to(video.dtype)
         empty = self.empty_video_emb.to(video.dtype).expand(video.shape[0], n, -1)
         return torch.where(valid[None, :, None], picked, empty)
 

@@ -85,9 +85,11 @@ def _phased_flag(phased: bool) -> str:
 def _alignment_note(cfg: VAuraConfig) -> str:
     lm = cfg.lm
     if lm.video_lead_steps is not None:
+        phase = ", and how many audio steps into that token it is (`lm.video_phase`)"
         return (
             f"; each position sees the visual token at the time of the audio step {lm.video_lead_steps} "
             "ahead (`lm.video_lead_steps`; the original aligns by position, token p // 7)"
+            + (phase if lm.video_phase else "")
         )
     if lm.video_lookahead:
         return (
@@ -111,6 +113,8 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         align_flag = f" --video-lookahead {cfg.lm.video_lookahead}"
     else:
         align_flag = f" --video-lead-steps {lead}" if lead != tiny_lm.video_lead_steps else ""
+        if cfg.lm.video_phase != tiny_lm.video_phase:
+            align_flag += " --video-phase" if cfg.lm.video_phase else " --no-video-phase"
     img_size = cfg.visual.img_size
     from vaura_core.training.codec_train import CodecTrainSettings
     from vaura_core.training.tiny import N_CLIPS
