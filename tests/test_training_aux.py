@@ -466,6 +466,22 @@ def test_train_tiny_img_size_builds_a_wider_tower():
     assert not by_position.video_phase  # position alignment has no phase to tell
 
 
+def test_train_tiny_tubelet_gives_finer_visual_tokens():
+    from vaura_core.cli.train_tiny_cmd import _config
+    from vaura_core.training.card import render_model_card
+
+    cfg = _config(None, tubelet=1)
+    assert cfg.visual.tubelet == 1 and cfg.lm.video_tokens == 4 * 16
+    model = VAura(cfg)
+    assert model.visual_feature_extractor.temp_embed.shape[1] == 16
+    assert model.sampler.cls_embeddings(torch.zeros(1, 64, cfg.visual.dim)).shape == (1, 64, cfg.lm.video_dim)
+    # each 40 ms token spans 3 or 4 audio steps
+    assert set(torch.bincount(cfg.video_token_of_step(torch.arange(cfg.window_tokens))).tolist()) <= {3, 4}
+    card = render_model_card({"name": "t", "training": {}}, cfg, None)
+    assert "--tubelet 1" in card and "4 x 16 visual tokens" in card
+    assert "--tubelet" not in render_model_card({"name": "t", "training": {}}, preset("tiny"), None)
+
+
 def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
     from vaura_core.cli import main
 
@@ -478,6 +494,8 @@ def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
     assert "--video-lookahead" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lookahead", "1", "--video-phase"]) == 2
     assert "--video-phase needs time alignment" in capsys.readouterr().err
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), "--tubelet", "3"]) == 2
+    assert "--tubelet must be 1, 2, 4 or 8" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lead-steps", "-1"]) == 2
     assert "--video-lead-steps must be between 0 and 64" in capsys.readouterr().err
     both = ["--video-lookahead", "1", "--video-lead-steps", "2"]

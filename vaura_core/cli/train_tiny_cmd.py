@@ -90,6 +90,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="visual tower input size in pixels, a multiple of 16 (default: the tiny preset's 64)",
     )
+    p.add_argument(
+        "--tubelet",
+        type=int,
+        default=None,
+        help="frames per visual token, 1, 2, 4 or 8 (default: the tiny preset's 2, as the release)",
+    )
     p.add_argument("--work", default=None, help="work folder (default: DIR-work)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument(
@@ -116,6 +122,7 @@ def _config(
     img_size: int | None = None,
     video_lead_steps: int | None = None,
     video_phase: bool | None = None,
+    tubelet: int | None = None,
 ) -> VAuraConfig:
     """The tiny preset, with another video alignment or tower input size when one is asked for."""
     import dataclasses
@@ -135,6 +142,10 @@ def _config(
         cfg = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, video_phase=video_phase))
     if img_size is not None:
         cfg = dataclasses.replace(cfg, visual=dataclasses.replace(cfg.visual, img_size=img_size))
+    if tubelet is not None:  # finer tokens: more of them per window for the transformer
+        visual = dataclasses.replace(cfg.visual, tubelet=tubelet)
+        lm = dataclasses.replace(cfg.lm, video_tokens=cfg.window_segments * visual.tokens_per_segment)
+        cfg = dataclasses.replace(cfg, visual=visual, lm=lm)
     return cfg
 
 
@@ -176,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         return fail("--video-phase needs time alignment (--video-lead-steps), not --video-lookahead")
     if args.img_size is not None and not (16 <= args.img_size <= 224 and args.img_size % 16 == 0):
         return fail("--img-size must be a multiple of 16 between 16 and 224")
+    if args.tubelet is not None and args.tubelet not in (1, 2, 4, 8):
+        return fail("--tubelet must be 1, 2, 4 or 8 frames")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return fail(f"{out}: exists and is not a folder")
@@ -224,7 +237,9 @@ def run(args: argparse.Namespace) -> int:
                 aux_weight=args.aux_weight,
                 onset_weight=ONSET_WEIGHT if args.onset_weight is None else args.onset_weight,
             ),
-            config=_config(args.video_lookahead, args.img_size, args.video_lead_steps, args.video_phase),
+            config=_config(
+                args.video_lookahead, args.img_size, args.video_lead_steps, args.video_phase, args.tubelet
+            ),
             phased_events=PHASED_EVENTS if args.phased_events is None else args.phased_events,
         )
     except Cancelled as exc:

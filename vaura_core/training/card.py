@@ -131,6 +131,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         + align_flag
         + _phased_flag(bool(st.get("phased_events")))  # older records: plain labels
         + (f" --img-size {img_size}" if img_size != preset("tiny").visual.img_size else "")
+        + (f" --tubelet {cfg.visual.tubelet}" if cfg.visual.tubelet != preset("tiny").visual.tubelet else "")
         + (f" --device {st['device']}" if st.get("device", "cpu") != "cpu" else "")
     )
     aux_lines = (
@@ -177,7 +178,9 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         "",
         "A small V-AURA (same code paths as the released model: Segment-AVCLIP-style Motionformer tower, "
         "Llama-style fusion transformer over the delayed pattern of 9 DAC codebooks, 44.1 kHz codec with "
-        "hop 512 = 86.13 tokens/s, 2.56 s windows of 221 tokens and 4 x 8 visual tokens), trained from "
+        f"hop {cfg.codec.hop_length} = {cfg.codec.frame_rate:.2f} tokens/s, {cfg.window_seconds:.2f} s "
+        f"windows of {cfg.window_tokens} tokens and {cfg.window_segments} x {cfg.visual.tokens_per_segment} "
+        "visual tokens), trained from "
         "scratch by VAURA Studio's `vaura train-tiny` on Foley World, our procedural audio-visual data. "
         "It knows only Foley World's sounds (wood, metal, drum and glass impacts; sliding and rolling).",
         "",
