@@ -11,7 +11,7 @@ if (-not (Test-Path ".venv\Scripts\python.exe")) { py -3.11 -m venv .venv }
 $py = ".venv\Scripts\python.exe"
 & $py -m pip install --upgrade pip
 if ($Cuda) {
-    & $py -m pip install "torch==2.11.*" "torchaudio==2.11.*" --index-url https://download.pytorch.org/whl/cu128
+    & $py -m pip install "torch==2.11.0" "torchaudio==2.11.0" --index-url https://download.pytorch.org/whl/cu128
 }
 & $py -m pip install -e ".[bundle]"
 & $py installers\build_bundle.py --check
