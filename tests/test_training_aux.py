@@ -496,6 +496,8 @@ def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
     assert "--video-phase needs time alignment" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--tubelet", "3"]) == 2
     assert "--tubelet must be 1, 2, 4 or 8" in capsys.readouterr().err
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), "--tubelet", "1", "--video-lookahead", "1"]) == 2
+    assert "--tubelet needs time alignment" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lead-steps", "-1"]) == 2
     assert "--video-lead-steps must be between 0 and 64" in capsys.readouterr().err
     both = ["--video-lookahead", "1", "--video-lead-steps", "2"]

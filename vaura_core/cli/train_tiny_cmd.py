@@ -124,7 +124,7 @@ def _config(
     video_phase: bool | None = None,
     tubelet: int | None = None,
 ) -> VAuraConfig:
-    """The tiny preset, with another video alignment or tower input size when one is asked for."""
+    """The tiny preset, with another video alignment, tower input size or token length when asked."""
     import dataclasses
 
     from vaura_core.model.config import preset
@@ -189,6 +189,9 @@ def run(args: argparse.Namespace) -> int:
         return fail("--img-size must be a multiple of 16 between 16 and 224")
     if args.tubelet is not None and args.tubelet not in (1, 2, 4, 8):
         return fail("--tubelet must be 1, 2, 4 or 8 frames")
+    if args.tubelet not in (None, 2) and args.video_lookahead is not None:
+        # position alignment repeats a token over 7 positions: right for 2-frame tokens only
+        return fail("--tubelet needs time alignment (--video-lead-steps), not --video-lookahead")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return fail(f"{out}: exists and is not a folder")
