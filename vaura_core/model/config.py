@@ -99,9 +99,9 @@ class LMConfig:
     # 1 gives each position the tubelet its next audio token falls in. Checkpoints without it are 0.
     video_lookahead: int = 0
     # Time alignment (None: the original's position alignment above). An int L gives position p
-    # the visual token whose 80 ms span holds the time of audio step p + L: with p // 7 the picture
-    # drifts 3.4 steps against the audio over a window, and a whole-token look-ahead shows an impact
-    # up to 80 ms before its sound, which the model answers with early hits.
+    # the visual token whose span (80 ms for 2-frame tokens) holds the time of audio step p + L:
+    # with p // 7 the picture drifts 3.4 steps against the audio over a window, and a whole-token
+    # look-ahead shows an impact up to 80 ms before its sound, which the model answers with early hits.
     video_lead_steps: int | None = None
     # With time alignment: add a learned vector for how many audio steps into its visual token the
     # step p + L falls (`FusionLM.video_phase_emb`), so the transformer need not count from where
@@ -171,7 +171,7 @@ class VAuraConfig:
     @property
     def video_phases(self) -> int:
         """The most audio steps one visual token spans (7 at 86.13 Hz and 80 ms tokens)."""
-        return -(-self.codec.sample_rate * self.visual.tubelet // (self.codec.hop_length * self.fps))
+        return self.first_step_of_video_token(1)
 
     @property
     def window_tokens(self) -> int:

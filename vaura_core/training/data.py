@@ -52,7 +52,7 @@ N_EVENT_CLASSES = len(MATERIAL_CLASSES) + 1
 
 def event_class_count(tubelet: int, phased: bool) -> int:
     """Classes of the token labels: "none" and each material, or each (material, frame) when phased."""
-    return len(MATERIAL_CLASSES) * (tubelet if phased else 1) + 1
+    return len(event_class_names(tubelet, phased))
 
 
 def event_class_names(tubelet: int, phased: bool) -> list[str]:
