@@ -365,7 +365,7 @@ def test_checkpoints_resume_across_the_event_head_switch(tmp_path):
 
 def test_training_record_and_card_show_the_event_loss():
     from vaura_core.training.card import render_model_card
-    from vaura_core.training.tiny import TinyTrainingReport, training_record
+    from vaura_core.training.tiny import ONSET_FADE, TinyTrainingReport, training_record
 
     history = [
         {"step": 1.0, "loss": 4.0, "q0": 4.0, "q1": 4.0, "q8": 4.0, "aux": 1.5, "aux_acc": math.nan},
@@ -421,6 +421,14 @@ def test_training_record_and_card_show_the_event_loss():
     noted = render_model_card({"name": "t", "training": {**record, "note": "paused twice"}}, CFG, None)
     # A record without the codec's impact share is a run from before it: every excerpt was random.
     assert "--onset-weight 3 --codec-impact-share 0 " in card and "just before an impact" not in card
+    assert ("--onset-fade 1 1" in card) == (ONSET_FADE != (1.0, 1.0))  # older records held the weight
+    faded = {
+        **record["settings"],
+        "lm": {"onset_weight": 3.0, "onset_fade_start": 0.5, "onset_fade_end": 0.7},
+    }
+    faded_card = render_model_card({"name": "t", "training": {**record, "settings": faded}}, CFG, None)
+    assert ("--onset-fade 0.5 0.7" in faded_card) == (ONSET_FADE != (0.5, 0.7))
+    assert "weigh 4 in that average until 50% of the steps, falling linearly to 1 at 70%" in faded_card
     shared = {**record["settings"], "codec": {"impact_share": 0.5}}
     shared_card = render_model_card({"name": "t", "training": {**record, "settings": shared}}, CFG, None)
     assert "--codec-impact-share" not in shared_card and "50% of each batch's excerpts" in shared_card
@@ -490,6 +498,8 @@ def test_train_tiny_cli_checks_the_aux_weight(tmp_path, capsys):
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--aux-weight", "nan"]) == 2
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--onset-weight", "-2"]) == 2
     assert "--onset-weight" in capsys.readouterr().err
+    assert main(["train-tiny", "--out", str(tmp_path / "m"), "--onset-fade", "0.7", "0.5"]) == 2
+    assert "--onset-fade needs 0 <= START <= END <= 1" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lookahead", "-1"]) == 2
     assert "--video-lookahead" in capsys.readouterr().err
     assert main(["train-tiny", "--out", str(tmp_path / "m"), "--video-lookahead", "1", "--video-phase"]) == 2
@@ -554,3 +564,34 @@ def test_onset_weighting_changes_training_and_needs_labels():
         train_lm(VAura(CFG), bare, StepBudget(steps=1), seed=4, settings=s)
     with pytest.raises(ValueError, match="onset_weight"):
         train_lm(VAura(CFG), data, StepBudget(steps=1), seed=4, settings=LMTrainSettings(onset_weight=-1.0))
+
+
+def test_the_onset_weight_holds_then_fades_to_zero():
+    s = LMTrainSettings(onset_weight=5.0, onset_fade_start=0.5, onset_fade_end=0.7)
+    assert [s.onset_weight_at(k, 100) for k in (0, 49, 50, 60, 70, 99)] == pytest.approx([5, 5, 5, 2.5, 0, 0])
+    assert LMTrainSettings(onset_weight=5.0).onset_weight_at(99, 100) == 5.0  # the default: no fade
+    step = LMTrainSettings(onset_weight=2.0, onset_fade_start=0.3, onset_fade_end=0.3)
+    assert (step.onset_weight_at(29, 100), step.onset_weight_at(30, 100)) == (2.0, 0.0)
+    for start, end in ((0.8, 0.5), (-0.1, 0.5), (0.5, 1.5)):
+        with pytest.raises(ValueError, match="fade"):
+            LMTrainSettings(onset_fade_start=start, onset_fade_end=end)
+
+
+def test_train_lm_weighs_impact_tokens_by_the_faded_weight(monkeypatch):
+    import vaura_core.training.lm_train as lm_train
+
+    seen: list[float] = []
+    real = lm_train.onset_token_weights
+
+    def spy(labels, n_tokens, extra, seen_rows=None):
+        seen.append(extra)
+        return real(labels, n_tokens, extra, seen_rows)
+
+    monkeypatch.setattr(lm_train, "onset_token_weights", spy)
+    clip = _clip(3, _random_events(3, 5 * CFG.visual.frames, 12))
+    data = WindowSet(CFG, [clip], [_codes(clip, 3)])
+    s = LMTrainSettings(
+        batch_size=2, warmup=1, aux_weight=0.0, onset_weight=4.0, onset_fade_start=0.25, onset_fade_end=0.75
+    )
+    train_lm(VAura(CFG), data, StepBudget(steps=4), seed=4, settings=s)
+    assert seen == pytest.approx([4.0, 4.0, 2.0])  # step 3 of 4 has weight 0: plain means, no weights

@@ -50,6 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "weights' recipe; 0: a plain mean)",
     )
     p.add_argument(
+        "--onset-fade",
+        type=float,
+        nargs=2,
+        metavar=("START", "END"),
+        default=None,
+        help="the onset weight holds until fraction START of the transformer steps, then falls "
+        "linearly to 0 at END (default: the shipped weights' recipe; 1 1: constant to the end)",
+    )
+    p.add_argument(
         "--codec-impact-share",
         type=float,
         default=None,
@@ -175,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and not 0 <= value < float("inf"):
             return fail(f"--{flag.replace('_', '-')} must be a finite number >= 0")
+    if args.onset_fade is not None and not 0 <= args.onset_fade[0] <= args.onset_fade[1] <= 1:
+        return fail("--onset-fade needs 0 <= START <= END <= 1 (fractions of the transformer steps)")
     if args.codec_impact_share is not None and not 0 <= args.codec_impact_share <= 1:
         return fail("--codec-impact-share must be between 0 and 1")
     if args.video_lookahead is not None and not 0 <= args.video_lookahead <= 8:
@@ -202,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
     from vaura_core.training.lm_train import LMTrainSettings
     from vaura_core.training.tiny import (
         N_PROBE_CLIPS,
+        ONSET_FADE,
         ONSET_WEIGHT,
         PHASED_EVENTS,
         SEEDS_PER_RUN,
@@ -239,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
             lm_settings=LMTrainSettings(
                 aux_weight=args.aux_weight,
                 onset_weight=ONSET_WEIGHT if args.onset_weight is None else args.onset_weight,
+                onset_fade_start=(args.onset_fade or ONSET_FADE)[0],
+                onset_fade_end=(args.onset_fade or ONSET_FADE)[1],
             ),
             config=_config(
                 args.video_lookahead, args.img_size, args.video_lead_steps, args.video_phase, args.tubelet

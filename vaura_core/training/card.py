@@ -74,6 +74,15 @@ def _impact_crop_text(share: float) -> str:
     )
 
 
+def _fade_text(fade: tuple[float, float]) -> str:
+    start, end = fade
+    if start >= 1.0:
+        return ""
+    if start == end:
+        return f", until {start:.0%} of the steps (then 1)"
+    return f" until {start:.0%} of the steps, falling linearly to 1 at {end:.0%}"
+
+
 def _phased_flag(phased: bool) -> str:
     from vaura_core.training.tiny import PHASED_EVENTS
 
@@ -104,7 +113,10 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
     st = tr.get("settings", {})
     params = _params(cfg)
     aux_weight = st.get("aux_weight", (st.get("lm") or {}).get("aux_weight", 0.0))
-    onset_weight = (st.get("lm") or {}).get("onset_weight", 0.0)
+    lm_st = st.get("lm") or {}
+    onset_weight = lm_st.get("onset_weight", 0.0)
+    # Older records have no fade: their weight held to the end.
+    fade = (float(lm_st.get("onset_fade_start", 1.0)), float(lm_st.get("onset_fade_end", 1.0)))
     # Older manifests record no impact share: all their codec excerpts were at random offsets.
     impact_share = float((st.get("codec") or {}).get("impact_share", 0.0))
     tiny_lm = preset("tiny").lm
@@ -117,12 +129,13 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
             align_flag += " --video-phase" if cfg.lm.video_phase else " --no-video-phase"
     img_size = cfg.visual.img_size
     from vaura_core.training.codec_train import CodecTrainSettings
-    from vaura_core.training.tiny import N_CLIPS
+    from vaura_core.training.tiny import N_CLIPS, ONSET_FADE
 
     aux_flag = (
         (f" --clips {st['n_clips']}" if st.get("n_clips", N_CLIPS) != N_CLIPS else "")
         + (f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else "")
         + (f" --onset-weight {onset_weight:g}" if onset_weight else "")
+        + (f" --onset-fade {fade[0]:g} {fade[1]:g}" if onset_weight and fade != ONSET_FADE else "")
         + (
             f" --codec-impact-share {impact_share:g}"
             if impact_share != CodecTrainSettings().impact_share
@@ -215,6 +228,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         "probability 0.1"
         + (
             f"; the tokens under a visual token with an impact weigh {1 + onset_weight:g} in that average"
+            + _fade_text(fade)
             if onset_weight
             else ""
         ),

@@ -62,6 +62,28 @@ class LMTrainSettings:
     # that see their video): onsets are a small share of the tokens but all of what sync is about.
     # 0 is the plain mean.
     onset_weight: float = 0.0
+    # The onset weight holds until this fraction of the steps, then falls linearly to 0 at
+    # `onset_fade_end`: it teaches the transformer to heed the picture early on, but a model still
+    # trained with it at the end sounds hits where the picture is ambiguous (training notes, run 19).
+    # 1.0 and 1.0: constant to the end, as every run before 19.
+    onset_fade_start: float = 1.0
+    onset_fade_end: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.onset_fade_start <= self.onset_fade_end <= 1.0:
+            raise ValueError(
+                "the onset weight's fade must satisfy 0 <= start <= end <= 1, got "
+                f"{self.onset_fade_start} and {self.onset_fade_end}"
+            )
+
+    def onset_weight_at(self, step: int, total: int) -> float:
+        """The extra weight of impact tokens at `step` of `total`."""
+        x = step / max(total, 1)
+        if x < self.onset_fade_start:
+            return self.onset_weight
+        if x >= self.onset_fade_end:
+            return 0.0
+        return self.onset_weight * (self.onset_fade_end - x) / (self.onset_fade_end - self.onset_fade_start)
 
 
 @dataclass
@@ -346,12 +368,11 @@ def train_lm(
         null_mask = torch.rand(len(codes), generator=g) < s.cfg_dropout
         feats = visual_features(model, frames.to(device))
         weight = None
-        if s.onset_weight > 0:
+        extra = s.onset_weight_at(step, budget.total)
+        if extra > 0:
             if labels is None:
                 raise ValueError("the batch source gave no event labels")
-            weight = onset_token_weights(
-                labels.to(device), codes.shape[-1], s.onset_weight, ~null_mask.to(device)
-            )
+            weight = onset_token_weights(labels.to(device), codes.shape[-1], extra, ~null_mask.to(device))
         loss, per_q = lm_loss_from_features(model, feats, codes.to(device), null_mask.to(device), weight)
         total = loss
         if head is not None:

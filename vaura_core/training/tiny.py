@@ -49,6 +49,8 @@ CODEC_SHARE = 0.4  # of the time left after the data is ready: the codec is the 
 TOWER_SHARE = 0.15  # of the time left after the codec: the visual tower's event pretraining
 N_CLIPS = 120  # fixed clips the codec learns from
 ONSET_WEIGHT = 5.0  # extra loss weight of impact tokens (docs/training-notes.md, runs 6 and 7)
+# Fractions of the transformer steps where the onset weight starts to fall and reaches 0.
+ONSET_FADE = (1.0, 1.0)
 PHASED_EVENTS = True  # event labels name the impact's frame in its token (training notes, run 16)
 RESERVE_SECONDS = 90.0  # encoding the clips and writing the model
 
@@ -212,7 +214,9 @@ def train_tiny(
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     codec_settings = codec_settings or CodecTrainSettings()
-    lm_settings = lm_settings or LMTrainSettings(onset_weight=ONSET_WEIGHT)
+    lm_settings = lm_settings or LMTrainSettings(
+        onset_weight=ONSET_WEIGHT, onset_fade_start=ONSET_FADE[0], onset_fade_end=ONSET_FADE[1]
+    )
     lm_stream, tower_stream = stream_workers(workers)
     stream_settings = stream_settings or lm_stream
     tower_settings = tower_settings or TowerTrainSettings()
