@@ -420,8 +420,9 @@ def test_training_record_and_card_show_the_event_loss():
     assert "--clips 4 --aux-weight 0.5" in render_model_card({"name": "t", "training": fewer}, CFG, None)
     noted = render_model_card({"name": "t", "training": {**record, "note": "paused twice"}}, CFG, None)
     # A record without the codec's impact share is a run from before it: every excerpt was random.
-    assert "--onset-weight 3 --codec-impact-share 0 " in card and "just before an impact" not in card
-    assert ("--onset-fade 1 1" in card) == (ONSET_FADE != (1.0, 1.0))  # older records held the weight
+    # ... and one without the onset weight's fade held it to the end
+    assert "--onset-weight 3 --onset-fade 1 1 --codec-impact-share 0 " in card
+    assert "just before an impact" not in card and ONSET_FADE != (1.0, 1.0)
     faded = {
         **record["settings"],
         "lm": {"onset_weight": 3.0, "onset_fade_start": 0.5, "onset_fade_end": 0.7},

@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar=("START", "END"),
         default=None,
         help="the onset weight holds until fraction START of the transformer steps, then falls "
-        "linearly to 0 at END (default: the shipped weights' recipe; 1 1: constant to the end)",
+        "linearly to 0 at END (default 0.5 0.7, the shipped weights' recipe; 1 1: constant to the "
+        "end, as vaura-tiny runs 6-18)",
     )
     p.add_argument(
         "--codec-impact-share",

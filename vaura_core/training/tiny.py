@@ -49,8 +49,8 @@ CODEC_SHARE = 0.4  # of the time left after the data is ready: the codec is the 
 TOWER_SHARE = 0.15  # of the time left after the codec: the visual tower's event pretraining
 N_CLIPS = 120  # fixed clips the codec learns from
 ONSET_WEIGHT = 5.0  # extra loss weight of impact tokens (docs/training-notes.md, runs 6 and 7)
-# Fractions of the transformer steps where the onset weight starts to fall and reaches 0.
-ONSET_FADE = (1.0, 1.0)
+# Fractions of the transformer steps where the onset weight starts to fall and reaches 0 (run 19).
+ONSET_FADE = (0.5, 0.7)
 PHASED_EVENTS = True  # event labels name the impact's frame in its token (training notes, run 16)
 RESERVE_SECONDS = 90.0  # encoding the clips and writing the model
 
