@@ -229,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         return fail("CUDA was asked for but is not available")
     torch.set_num_threads(args.threads)
+    fade_start, fade_end = args.onset_fade or ONSET_FADE
     logging.getLogger("vaura_core").setLevel(logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -252,8 +253,8 @@ def run(args: argparse.Namespace) -> int:
             lm_settings=LMTrainSettings(
                 aux_weight=args.aux_weight,
                 onset_weight=ONSET_WEIGHT if args.onset_weight is None else args.onset_weight,
-                onset_fade_start=(args.onset_fade or ONSET_FADE)[0],
-                onset_fade_end=(args.onset_fade or ONSET_FADE)[1],
+                onset_fade_start=fade_start,
+                onset_fade_end=fade_end,
             ),
             config=_config(
                 args.video_lookahead, args.img_size, args.video_lead_steps, args.video_phase, args.tubelet
