@@ -16,13 +16,15 @@ def random_lm(
     lookahead: int = 0,
     lead_steps: int | None = None,
     phase: bool = False,
+    cues: int = 0,
 ) -> FusionLM:
     """A `test`-preset FusionLM with weights large enough to give peaked, input-dependent logits;
-    `lead_steps` switches it to time alignment, `phase` adds the step's phase in its visual token."""
+    `lead_steps` switches it to time alignment, `phase` adds the step's phase in its visual token,
+    `cues` impact cues of that many classes."""
     torch.manual_seed(seed)
     cfg = preset("test")
     lm_cfg = dataclasses.replace(
-        cfg.lm, video_lookahead=lookahead, video_lead_steps=lead_steps, video_phase=phase
+        cfg.lm, video_lookahead=lookahead, video_lead_steps=lead_steps, video_phase=phase, impact_cues=cues
     )
     cfg = dataclasses.replace(cfg, lm=lm_cfg)
     lm = FusionLM(cfg).eval()

@@ -137,6 +137,55 @@ def test_video_phase_tells_each_step_where_it_is_in_its_token():
     assert not hasattr(random_lm(seed=8, lead_steps=lead), "video_phase_emb")  # the release has none
 
 
+def test_impact_cues_point_at_the_steps_where_frames_start():
+    lead = 2
+    lm = random_lm(seed=9, lead_steps=lead, cues=9)
+    cfg, dim = lm.cfg, lm.cfg.lm.video_dim
+    tubelet, materials = cfg.visual.tubelet, 4
+    feats = random_features(lm)
+    video = lm.project_video(feats)
+    probs = torch.softmax(lm.cue_head(feats), dim=-1)[..., 1:]
+    assert video.shape[-1] == dim + 8 and torch.allclose(video[..., dim:], probs)
+    n = cfg.window_tokens + cfg.n_codebooks
+    got = lm._video_at(video, 0, n)
+    # Without cues (and the same empty embedding) the channel is the plain time alignment.
+    base = random_lm(seed=9, lead_steps=lead)
+    base.empty_video_emb.data.copy_(lm.empty_video_emb)
+    plain = base._video_at(video[..., :dim], 0, n)
+    emb = lm.cue_emb.reshape(tubelet, materials, dim)
+    cued = []
+    for p in range(n):
+        step = p + lead
+        frame = int(cfg.frame_of_step(step))
+        token, phase = divmod(frame, tubelet)
+        inside = int(cfg.video_token_of_step(p)) < cfg.lm.video_tokens and token < cfg.lm.video_tokens
+        if inside and int(cfg.first_step_of_frame(frame)) == step:
+            want = probs[0, token, phase * materials : (phase + 1) * materials] @ emb[phase]
+            assert torch.allclose(got[0, p] - plain[0, p], want, atol=1e-6), p
+            cued.append(frame)
+        else:
+            assert torch.equal(got[0, p], plain[0, p]), p
+    # one pointer per frame, 3 or 4 steps apart (40 ms frames at 86.13 steps a second)
+    assert cued == list(range(cued[0], cued[0] + len(cued))) and len(cued) > n // 4
+    assert torch.equal(lm._video_at(video, 40, 30), got[:, 40:70])  # the KV-cache path's slices
+    # The null video (CFG's other half) cues nothing, whatever the head makes of its features.
+    pair = lm.project_video(torch.cat([feats, feats]), torch.tensor([False, True]))
+    assert torch.equal(pair[0], video[0]) and not pair[1, :, dim:].any()
+    assert torch.equal(lm._video_at(pair, 0, n)[1], plain[0])
+    params = SamplingParams(temperature=1.0, top_k=30, cfg_scale=3.0)
+    feats2 = random_features(lm, batch=2)
+    cached = generate_window(lm, feats2, STEPS, params=params, seeds=[3, 4])
+    oracle = generate_window(lm, feats2, STEPS, params=params, seeds=[3, 4], use_cache=False)
+    assert torch.equal(cached.codes, oracle.codes)
+    tiny = preset("tiny")
+    by_position = dataclasses.replace(tiny.lm, video_lead_steps=None, impact_cues=9)
+    with pytest.raises(ValueError, match="impact_cues needs time alignment"):
+        dataclasses.replace(tiny, lm=by_position)
+    with pytest.raises(ValueError, match="impact_cues must be 0 or 1 \\+ materials x 2"):
+        dataclasses.replace(tiny, lm=dataclasses.replace(tiny.lm, impact_cues=8))
+    assert not hasattr(base, "cue_head") and not hasattr(base, "cue_emb")  # the release has none
+
+
 def test_lead_steps_are_checked():
     cfg = preset("test")
     with pytest.raises(ValueError, match="video_lead_steps"):

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from vaura_core.errors import VauraError
 from vaura_core.foley_world.materials import MATERIALS
 from vaura_core.model.config import preset
 from vaura_core.model.vaura import VAura
@@ -596,3 +597,97 @@ def test_train_lm_weighs_impact_tokens_by_the_faded_weight(monkeypatch):
     )
     train_lm(VAura(CFG), data, StepBudget(steps=4), seed=4, settings=s)
     assert seen == pytest.approx([4.0, 4.0, 2.0])  # step 3 of 4 has weight 0: plain means, no weights
+
+
+def test_a_model_with_impact_cues_trains_its_own_event_head(tmp_path):
+    from vaura_core.weights.store import load_model, save_model_dir
+
+    cfg = dataclasses.replace(CFG, lm=dataclasses.replace(CFG.lm, video_lead_steps=2, impact_cues=9))
+    clip = _clip(5, _random_events(5, 5 * cfg.visual.frames, 16), paint=True)
+    data = WindowSet(cfg, [clip], [_codes(clip, 5)], phased=True)
+    pretrained = EventHead(cfg.visual.dim, 9)
+    pretrained.reset_parameters(torch.Generator().manual_seed(3))
+    s = LMTrainSettings(batch_size=2, lr=3e-3, warmup=1, cfg_dropout=0.0, aux_weight=1.0)
+
+    # The pretrained head is where the model's cue head starts (one step at a negligible rate).
+    torch.manual_seed(0)
+    model = VAura(cfg)
+    still = dataclasses.replace(s, lr=1e-12)
+    res = train_lm(model, data, StepBudget(steps=1), seed=2, settings=still, aux_head=pretrained)
+    assert res.aux_head is not None and res.aux_head.proj is model.sampler.cue_head
+    for name, p in pretrained.proj.state_dict().items():
+        assert torch.allclose(model.sampler.cue_head.state_dict()[name], p, atol=1e-6), name
+
+    torch.manual_seed(0)
+    model = VAura(cfg)
+    res = train_lm(model, data, StepBudget(steps=8), seed=2, settings=s, aux_head=pretrained, log_every=1)
+    aux = [row["aux"] for row in res.history]
+    assert aux[-1] < aux[0] - 0.15, aux
+    head = model.sampler.cue_head
+    assert not torch.allclose(head.weight, pretrained.proj.weight)  # the event loss trained the model's head
+    assert float(model.sampler.cue_emb.abs().sum()) > 0  # and the transformer's loss reached the cues
+    assert {"sampler.cue_head.weight", "sampler.cue_head.bias", "sampler.cue_emb"} <= set(model.state_dict())
+
+    # The cues travel with the model folder.
+    save_model_dir(tmp_path / "m", cfg, model.state_dict(), {})
+    loaded = load_model(tmp_path / "m")
+    assert loaded.cfg.lm.impact_cues == 9
+    assert torch.equal(loaded.sampler.cue_emb, model.sampler.cue_emb)
+
+    # A crashed run resumes to the same weights (the head's moments are among the model's groups).
+    torch.manual_seed(0)
+    straight = VAura(cfg)
+    train_lm(straight, data, StepBudget(steps=4), seed=1, settings=s, aux_head=pretrained, log_every=1)
+    ckpt = tmp_path / "lm.pt"
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        train_lm(
+            VAura(cfg),
+            data,
+            StepBudget(steps=4),
+            seed=1,
+            settings=s,
+            checkpoint=ckpt,
+            checkpoint_seconds=0.0,
+            log_every=1,
+            on_log=_crash_at(3),
+            aux_head=pretrained,
+        )
+    assert len(torch.load(ckpt, weights_only=True)["optimizer"]["param_groups"]) == 2
+    torch.manual_seed(0)
+    resumed = VAura(cfg)
+    again = train_lm(
+        resumed, data, StepBudget(steps=4), seed=1, settings=s, checkpoint=ckpt, aux_head=pretrained
+    )
+    assert again.steps == 4
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(p, q, atol=1e-6), name
+    plain = WindowSet(cfg, [clip], [_codes(clip, 5)])
+    with pytest.raises(ValueError, match="cue head has 9 classes, the labels 5"):
+        train_lm(VAura(cfg), plain, StepBudget(steps=1), seed=1, settings=s)
+
+
+def test_train_tiny_impact_cues_option_config_and_card(tmp_path, capsys):
+    from vaura_core.cli import main
+    from vaura_core.cli.train_tiny_cmd import _config
+    from vaura_core.training.card import render_model_card
+    from vaura_core.training.tiny import train_tiny
+
+    cued = _config(None, impact_cues=True)
+    assert cued.lm.impact_cues == 9 and cued.lm.video_lead_steps == 2  # none, 4 materials x 2 frames
+    assert _config(None, tubelet=1, impact_cues=True).lm.impact_cues == 5
+    assert _config(None, impact_cues=False).lm.impact_cues == 0
+    assert _config(None).lm.impact_cues == preset("tiny").lm.impact_cues
+    assert _config(1, impact_cues=None).lm.impact_cues == 0  # position alignment has no frame steps
+    default_on = bool(preset("tiny").lm.impact_cues)
+    card = render_model_card({"name": "t", "training": {}}, cued, None)
+    assert ("--impact-cues" in card) != default_on and "`lm.impact_cues`" in card
+    plain = render_model_card({"name": "t", "training": {}}, _config(None, impact_cues=False), None)
+    assert ("--no-impact-cues" in plain) == default_on and "`lm.impact_cues`" not in plain
+    out = str(tmp_path / "m")
+    assert main(["train-tiny", "--out", out, "--impact-cues", "--video-lookahead", "1"]) == 2
+    assert "--impact-cues needs time alignment" in capsys.readouterr().err
+    assert main(["train-tiny", "--out", out, "--impact-cues", "--no-phased-events"]) == 2
+    assert "--impact-cues needs the phased event labels" in capsys.readouterr().err
+    with pytest.raises(VauraError, match="impact cues have 9 classes but the plain event labels 5"):
+        train_tiny(tmp_path / "x", config=cued, phased_events=False)

@@ -88,6 +88,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "token it is (default: the tiny preset's choice)",
     )
     p.add_argument(
+        "--impact-cues",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with time alignment and phased events, the transformer reads the model's own event head: "
+        "each step where a frame starts is marked with that frame's impact probabilities (default: the "
+        "tiny preset's choice)",
+    )
+    p.add_argument(
         "--phased-events",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -133,16 +141,19 @@ def _config(
     video_lead_steps: int | None = None,
     video_phase: bool | None = None,
     tubelet: int | None = None,
+    impact_cues: bool | None = None,
 ) -> VAuraConfig:
-    """The tiny preset, with another video alignment, tower input size or token length when asked."""
+    """The tiny preset, with another video alignment, tower input size, token length or impact cues
+    when asked."""
     import dataclasses
 
     from vaura_core.model.config import preset
+    from vaura_core.training.data import event_class_count
 
     cfg = preset("tiny")
     if video_lookahead is not None:
         lm = dataclasses.replace(
-            cfg.lm, video_lookahead=video_lookahead, video_lead_steps=None, video_phase=False
+            cfg.lm, video_lookahead=video_lookahead, video_lead_steps=None, video_phase=False, impact_cues=0
         )
         cfg = dataclasses.replace(cfg, lm=lm)
     elif video_lead_steps is not None:
@@ -156,7 +167,11 @@ def _config(
         visual = dataclasses.replace(cfg.visual, tubelet=tubelet)
         lm = dataclasses.replace(cfg.lm, video_tokens=cfg.window_segments * visual.tokens_per_segment)
         cfg = dataclasses.replace(cfg, visual=visual, lm=lm)
-    return cfg
+    if impact_cues is None:
+        impact_cues = bool(cfg.lm.impact_cues)
+    # one class per material and frame of the (possibly new) token length, and "none"
+    count = event_class_count(cfg.visual.tubelet, phased=True) if impact_cues else 0
+    return dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, impact_cues=count))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -197,6 +212,10 @@ def run(args: argparse.Namespace) -> int:
         return fail("--video-lookahead and --video-lead-steps pick different alignments: give one")
     if args.video_lookahead is not None and args.video_phase:
         return fail("--video-phase needs time alignment (--video-lead-steps), not --video-lookahead")
+    if args.impact_cues and args.video_lookahead is not None:
+        return fail("--impact-cues needs time alignment (--video-lead-steps), not --video-lookahead")
+    if args.impact_cues and args.phased_events is False:
+        return fail("--impact-cues needs the phased event labels: drop --no-phased-events")
     if args.img_size is not None and not (16 <= args.img_size <= 224 and args.img_size % 16 == 0):
         return fail("--img-size must be a multiple of 16 between 16 and 224")
     if args.tubelet is not None and args.tubelet not in (1, 2, 4, 8):
@@ -257,7 +276,12 @@ def run(args: argparse.Namespace) -> int:
                 onset_fade_end=fade_end,
             ),
             config=_config(
-                args.video_lookahead, args.img_size, args.video_lead_steps, args.video_phase, args.tubelet
+                args.video_lookahead,
+                args.img_size,
+                args.video_lead_steps,
+                args.video_phase,
+                args.tubelet,
+                False if args.impact_cues is None and args.phased_events is False else args.impact_cues,
             ),
             phased_events=PHASED_EVENTS if args.phased_events is None else args.phased_events,
         )

@@ -109,7 +109,7 @@ def generate_window(
     feats = features.to(lm.norm.weight.dtype)
     if params.uses_cfg:
         feats = torch.cat([feats, lm.null_features(batch).to(feats.dtype)], dim=0)
-    video = lm.project_video(feats)
+    video = lm.project_video(feats, torch.arange(len(feats), device=device) >= batch)
     rows = video.shape[0]
 
     codes = torch.full((batch, n_q, n_steps), UNKNOWN, dtype=torch.long, device=device)

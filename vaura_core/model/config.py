@@ -107,6 +107,13 @@ class LMConfig:
     # step p + L falls (`FusionLM.video_phase_emb`), so the transformer need not count from where
     # the picture last changed to place a hit on the token's second frame. Absent in the release.
     video_phase: bool = False
+    # With time alignment: the model's own event head (`FusionLM.cue_head`, this many classes: "none"
+    # and material x frame-in-token, the phased labels of training) reads each visual token, and the
+    # position whose step p + L starts a frame gets a learned vector per class weighted by that
+    # frame's probabilities (`cue_emb`): a pointer to the audio step where a hit should start, which
+    # the transformer copies instead of counting steps from where the picture changed. 0: none (the
+    # release has no such tensors).
+    impact_cues: int = 0
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,15 @@ class VAuraConfig:
         num = self.codec.hop_length * self.fps
         return -(-tokens * self.codec.sample_rate * self.visual.tubelet // num)  # type: ignore[operator]
 
+    def frame_of_step(self, steps: Index) -> Index:
+        """The video frame whose 1 / fps spans the time of each audio step (exact integers)."""
+        return steps * self.codec.hop_length * self.fps // self.codec.sample_rate  # type: ignore[operator]
+
+    def first_step_of_frame(self, frames: Index) -> Index:
+        """The first audio step whose time falls in each frame (inverse of `frame_of_step`)."""
+        num = self.codec.hop_length * self.fps
+        return -(-frames * self.codec.sample_rate // num)  # type: ignore[operator]
+
     @property
     def video_phases(self) -> int:
         """The most audio steps one visual token spans (7 at 86.13 Hz and 80 ms tokens)."""
@@ -203,6 +219,14 @@ class VAuraConfig:
                 )
         elif self.lm.video_phase:
             raise ValueError("lm.video_phase needs time alignment (lm.video_lead_steps)")
+        cues = self.lm.impact_cues
+        if cues:
+            if lead is None:
+                raise ValueError("lm.impact_cues needs time alignment (lm.video_lead_steps)")
+            if cues < 1 + self.visual.tubelet or (cues - 1) % self.visual.tubelet:
+                raise ValueError(
+                    f"lm.impact_cues must be 0 or 1 + materials x {self.visual.tubelet} frames, got {cues}"
+                )
 
     # --- serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

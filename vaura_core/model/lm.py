@@ -235,6 +235,10 @@ class FusionLM(nn.Module):
         self.lm_heads = nn.ModuleList(
             Dense(cfg.model_dim, codec.codebook_size, bias=False) for _ in range(codec.n_codebooks)
         )
+        if lm.impact_cues:  # made last: the other parameters draw the same initial values either way
+            self.cue_head = nn.Linear(cfg.visual.dim, lm.impact_cues)
+            # Zero at first: training starts from the plain video channel.
+            self.cue_emb = nn.Parameter(torch.zeros(lm.impact_cues - 1, lm.video_dim))
         self._rope: Tensor | None = None
         self._derived = DerivedTensors()
 
@@ -297,9 +301,17 @@ class FusionLM(nn.Module):
         b, n, _ = x.shape
         return skinny_linear(x, weight).reshape(b, n, len(self.lm_heads), -1).transpose(1, 2)
 
-    def project_video(self, features: Tensor) -> Tensor:
-        """(B, Tv, feat_dim) raw visual features -> (B, Tv, video_dim)."""
-        return self.cls_embeddings(features)
+    def project_video(self, features: Tensor, null_rows: Tensor | None = None) -> Tensor:
+        """(B, Tv, feat_dim) raw visual features -> (B, Tv, video_dim); with `lm.impact_cues` the
+        cue head's impact-class probabilities follow on the last axis (`_video_at` splits them off),
+        zero for the rows where `null_rows` (B,) bool is set: the null video cues nothing."""
+        video = self.cls_embeddings(features)
+        if not self.cfg.lm.impact_cues:
+            return video
+        probs = F.softmax(self.cue_head(features).float(), dim=-1)[..., 1:]
+        if null_rows is not None:
+            probs = probs * ~null_rows.to(probs.device)[:, None, None]
+        return torch.cat([video, probs.to(video.dtype)], dim=-1)
 
     def null_features(self, batch: int) -> Tensor:
         """The CFG null condition in raw feature space, (batch, Tv, feat_dim)."""
@@ -322,6 +334,8 @@ class FusionLM(nn.Module):
         alignment), or the token at the time of audio step p + lead (time alignment, plus the step's
         phase in that token with `lm.video_phase`); the empty embedding past the last token."""
         lm, last = self.cfg.lm, video.shape[1] - 1
+        if lm.impact_cues:
+            video, probs = video[..., : lm.video_dim], video[..., lm.video_dim :]
         pos = torch.arange(start, start + n, device=video.device)
         if lm.video_lead_steps is None:
             idx = pos // lm.tokens_per_video_token + lm.video_lookahead
@@ -334,8 +348,25 @@ class FusionLM(nn.Module):
         if lm.video_phase:
             phase = pos + lm.video_lead_steps - self.cfg.first_step_of_video_token(idx)
             picked = picked + self.video_phase_emb[phase].to(video.dtype)
+        if lm.impact_cues:
+            picked = picked + self._cues_at(probs, pos + lm.video_lead_steps, last)
         empty = self.empty_video_emb.to(video.dtype).expand(video.shape[0], n, -1)
         return torch.where(valid[None, :, None], picked, empty)
+
+    def _cues_at(self, probs: Tensor, steps: Tensor, last: int) -> Tensor:
+        """(B, n, video_dim) impact cues for audio `steps` (n,): at a step that starts a frame, the
+        cue vectors of that frame's (material, frame-in-token) classes weighted by their probabilities
+        in its visual token (probs (B, Tv, tubelet x materials), frame-major); zero elsewhere."""
+        cfg = self.cfg
+        tubelet = cfg.visual.tubelet
+        frame = cfg.frame_of_step(steps)
+        token, phase = frame // tubelet, frame % tubelet
+        starts = (cfg.first_step_of_frame(frame) == steps) & (token <= last)
+        n, materials = len(steps), probs.shape[-1] // tubelet
+        per_frame = probs[:, token.clamp(max=last)].reshape(probs.shape[0], n, tubelet, materials)
+        p = per_frame[:, torch.arange(n, device=steps.device), phase]  # (B, n, materials)
+        emb = self.cue_emb.reshape(tubelet, materials, -1)[phase].to(p.dtype)  # (n, materials, D)
+        return torch.einsum("bnm,nmd->bnd", p, emb) * starts[None, :, None]
 
     # --- forward ---------------------------------------------------------------------
     def forward(

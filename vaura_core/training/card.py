@@ -95,10 +95,15 @@ def _alignment_note(cfg: VAuraConfig) -> str:
     lm = cfg.lm
     if lm.video_lead_steps is not None:
         phase = ", and how many audio steps into that token it is (`lm.video_phase`)"
+        cues = (
+            "; the step where each frame starts also gets that frame's impact probabilities from the "
+            "model's own event head (`lm.impact_cues`)"
+        )
         return (
             f"; each position sees the visual token at the time of the audio step {lm.video_lead_steps} "
             "ahead (`lm.video_lead_steps`; the original aligns by position, token p // 7)"
             + (phase if lm.video_phase else "")
+            + (cues if lm.impact_cues else "")
         )
     if lm.video_lookahead:
         return (
@@ -127,6 +132,8 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         align_flag = f" --video-lead-steps {lead}" if lead != tiny_lm.video_lead_steps else ""
         if cfg.lm.video_phase != tiny_lm.video_phase:
             align_flag += " --video-phase" if cfg.lm.video_phase else " --no-video-phase"
+        if bool(cfg.lm.impact_cues) != bool(tiny_lm.impact_cues):
+            align_flag += " --impact-cues" if cfg.lm.impact_cues else " --no-impact-cues"
     img_size = cfg.visual.img_size
     from vaura_core.training.codec_train import CodecTrainSettings
     from vaura_core.training.tiny import N_CLIPS, ONSET_FADE

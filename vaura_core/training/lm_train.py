@@ -120,6 +120,14 @@ class EventHead(nn.Module):
         nn.init.trunc_normal_(self.proj.weight, std=0.02, generator=generator)
         nn.init.zeros_(self.proj.bias)
 
+    @classmethod
+    def on(cls, proj: nn.Linear) -> EventHead:
+        """A head whose layer is `proj` itself (shared parameters), e.g. a model's cue head."""
+        head = cls.__new__(cls)
+        nn.Module.__init__(head)  # without drawing a layer of its own (the global RNG stays put)
+        head.proj = proj
+        return head
+
     def forward(self, feats: Tensor) -> Tensor:
         return self.proj(feats)
 
@@ -214,7 +222,7 @@ def lm_loss_from_features(
     if null_mask is not None and bool(null_mask.any()):
         null = model.sampler.null_features(b).to(feats.dtype)
         feats = torch.where(null_mask[:, None, None], null, feats)
-    video = model.sampler.project_video(feats)
+    video = model.sampler.project_video(feats, null_mask)
     seq = teacher_forcing_inputs(codes, cfg.special_token)
     logits = model.sampler(seq, video)
     per_q = codebook_losses(logits, codes, token_weight)
@@ -319,15 +327,24 @@ def train_lm(
     opt = make_optimizer(model, s)
     n_model_groups = len(opt.param_groups)
     head: EventHead | None = None
+    # A model with impact cues owns its event head (`FusionLM.cue_head`): the event loss trains that
+    # one, through the model's optimizer groups, and a pretrained head is its starting point.
+    cues = model.cfg.lm.impact_cues
     class_weight = torch.ones(N_EVENT_CLASSES)
     if use_aux:
         counts = data.label_counts()
+        if cues and cues != len(counts):
+            raise ValueError(f"the model's cue head has {cues} classes, the labels {len(counts)}")
         head = aux_head
-        if head is None:
+        if head is not None and head.n_classes != len(counts):
+            raise ValueError(f"the event head has {head.n_classes} classes, the labels {len(counts)}")
+        if cues:
+            if aux_head is not None:
+                model.sampler.cue_head.load_state_dict(aux_head.proj.state_dict())
+            head = EventHead.on(model.sampler.cue_head)
+        elif head is None:
             head = EventHead(model.cfg.visual.dim, len(counts))
             head.reset_parameters(torch.Generator().manual_seed(seed * 104_729 + 17))
-        elif head.n_classes != len(counts):
-            raise ValueError(f"the event head has {head.n_classes} classes, the labels {len(counts)}")
         head.to(device).train().requires_grad_(True)
         class_weight = aux_class_weights(counts)
         log.info("event head class weights %s", [round(float(w), 3) for w in class_weight])
@@ -337,7 +354,9 @@ def train_lm(
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
-        if head is not None and "aux_head" in state:
+        if head is not None and cues and "aux_head" in state:
+            opt.load_state_dict(_first_groups(state["optimizer"], n_model_groups))  # the head is in them
+        elif head is not None and "aux_head" in state:
             head.load_state_dict(state["aux_head"])
             for group in _aux_groups(head, s):
                 opt.add_param_group(group)
@@ -349,7 +368,8 @@ def train_lm(
         step = int(state["step"])
         history = [dict(zip(state["history_keys"], row, strict=True)) for row in state["history"].tolist()]
         log.info("resumed the LM from %s at step %d", checkpoint, step)
-    if head is not None and len(opt.param_groups) == n_model_groups:
+    own_head = head is not None and not cues  # its parameters are not among the model's
+    if own_head and len(opt.param_groups) == n_model_groups:
         for group in _aux_groups(head, s):
             opt.add_param_group(group)
 
@@ -388,7 +408,7 @@ def train_lm(
         opt.zero_grad(set_to_none=True)
         total.backward()
         params = [p for part in trainable_parts(model) for p in part.parameters() if p.requires_grad]
-        if head is not None:
+        if own_head:
             params += list(head.parameters())
         nn.utils.clip_grad_norm_(params, s.grad_clip)
         opt.step()

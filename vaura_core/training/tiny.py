@@ -201,6 +201,12 @@ def train_tiny(
     if budget_s <= 0:
         raise VauraError("the training budget must be a positive number of minutes")
     cfg = config or preset("tiny")
+    cues = cfg.lm.impact_cues
+    if cues and cues != event_class_count(cfg.visual.tubelet, phased_events):
+        raise VauraError(
+            f"the model's impact cues have {cues} classes but the {'phased' if phased_events else 'plain'} "
+            f"event labels {event_class_count(cfg.visual.tubelet, phased_events)}: cues need phased labels"
+        )
     out_dir = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else out_dir.with_name(out_dir.name + "-work")
     try:
