@@ -80,3 +80,27 @@ def test_bad_inputs_give_exit_codes_and_messages(clip, model_name, tmp_path, cap
     assert main(["generate", str(clip), "-o", str(tmp_path / "a.wav"), "--chains", "65"]) == EXIT_BAD_INPUT
     assert "--chains must be between 1 and 64" in capsys.readouterr().err
     assert not (tmp_path / "a.wav").exists()
+
+
+def test_model_folders_work_wherever_a_model_is_named(clip, model_name, tmp_path, capsys):
+    import os
+    from pathlib import Path
+
+    from vaura_core.weights.registry import ModelRegistry
+
+    folder = ModelRegistry(Path(os.environ["VAURA_HOME"])).path(model_name)
+    by_name, by_folder = tmp_path / "name.wav", tmp_path / "folder.wav"
+    assert main(["generate", str(clip), "-o", str(by_name), "--model", model_name, "--seed", "4"]) == 0
+    assert main(["generate", str(clip), "-o", str(by_folder), "--model", str(folder), "--seed", "4"]) == 0
+    np.testing.assert_array_equal(sf.read(by_name)[0], sf.read(by_folder)[0])
+    capsys.readouterr()
+    # A path that is no folder, or a name no model could have: a message, not a traceback.
+    missing = tmp_path / "no-such" / "model"
+    for command in (["generate", str(clip), "-o", str(tmp_path / "b.wav")], ["bench", "--tokens", "4"]):
+        code = main([*command, "--model", str(missing)])
+        assert code in (EXIT_BAD_INPUT, EXIT_MODEL_UNAVAILABLE)
+        assert f"{missing}: no such model folder" in capsys.readouterr().err
+    bad_name = ["generate", str(clip), "-o", str(tmp_path / "b.wav"), "--model", "bad name!"]
+    assert main(bad_name) == EXIT_BAD_INPUT
+    assert "not a valid model name" in capsys.readouterr().err
+    assert not (tmp_path / "b.wav").exists()

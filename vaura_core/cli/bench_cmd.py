@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 
+from vaura_core.cli.model_arg import HELP as MODEL_HELP
 from vaura_core.engine.chains import DEFAULT_CHAINS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure engine speed and memory", description=__doc__)
-    p.add_argument("--model", default=None, help="installed model name (default: the default model)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument(
         "--preset",
         default=None,
@@ -69,10 +70,9 @@ def run(args: argparse.Namespace) -> int:
             model.sampler.to(dtype)
             model.visual_feature_extractor.to(dtype)
         else:
-            from vaura_core.weights.registry import DEFAULT_MODEL, ModelRegistry
+            from vaura_core.cli.model_arg import load_model_arg
 
-            name = args.model or DEFAULT_MODEL
-            model = ModelRegistry().load(name, device=device, dtype=dtype)
+            model, name, _ = load_model_arg(args.model, device, dtype)
     except KeyError as exc:
         print(f"vaura bench: {exc.args[0]}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from vaura_core.cli.model_arg import HELP as MODEL_HELP
 from vaura_core.engine.chains import DEFAULT_CHAINS
 
 
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval-sync", help="measure how well generated sound follows the picture", description=__doc__
     )
-    p.add_argument("--model", default=None, help="model name or model folder (default: the embedded model)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--count", type=int, required=True, help="number of Foley World clips (at least 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the clips and of the sampling (default 0)")
     p.add_argument("--duration", type=float, default=10.0, help="clip length in seconds (default 10)")
@@ -90,18 +90,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(EXIT_BAD_INPUT, str(exc))
 
+    from vaura_core.cli.model_arg import load_model_arg
     from vaura_core.evaluation.sync import evaluate_sync
-    from vaura_core.weights.registry import DEFAULT_MODEL, ModelRegistry
-    from vaura_core.weights.store import load_model
 
-    name = args.model or DEFAULT_MODEL
-    folder = Path(name)
     try:
-        if folder.is_dir():
-            model, name = load_model(folder), folder.name
-        else:
-            model = ModelRegistry().load(name)
-            folder = ModelRegistry().path(name)
+        model, name, folder = load_model_arg(args.model)
     except ModelUnavailableError as exc:
         return _fail(EXIT_MODEL_UNAVAILABLE, str(exc))
     except VauraError as exc:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from vaura_core.cli.model_arg import HELP as MODEL_HELP
 from vaura_core.engine.chains import DEFAULT_CHAINS
 
 OUTPUT_SUFFIXES = (".wav", ".mp4", ".mov")
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate sound for a video clip", description=__doc__)
     p.add_argument("clip", help="video file")
     p.add_argument("-o", "--output", required=True, help="output .wav, .mp4 or .mov")
-    p.add_argument("--model", default=None, help="model name (default: the embedded model)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random); takes use seed+i")
@@ -97,22 +98,23 @@ def run(args: argparse.Namespace) -> int:
             EXIT_BAD_INPUT, f"empty range: --start {start} --end {end} (clip is {info.duration:.3f} s)"
         )
 
+    from vaura_core.cli.model_arg import load_model_arg
     from vaura_core.engine.device import resolve_device, resolve_dtype
     from vaura_core.engine.engine import Engine
     from vaura_core.engine.features import compute_clip_features
     from vaura_core.generation.generate import CancelToken
-    from vaura_core.weights.registry import DEFAULT_MODEL, ModelRegistry
 
     try:
         device = resolve_device(args.device)
         dtype = resolve_dtype(args.precision, device)
     except ValueError as exc:
         return _fail(EXIT_BAD_INPUT, str(exc))
-    name = args.model or DEFAULT_MODEL
     try:
-        model = ModelRegistry().load(name, device=device, dtype=dtype)
+        model, name, _ = load_model_arg(args.model, device, dtype)
     except ModelUnavailableError as exc:
         return _fail(EXIT_MODEL_UNAVAILABLE, str(exc))
+    except VauraError as exc:
+        return _fail(EXIT_BAD_INPUT, str(exc))
     if stride >= model.cfg.window_segments:
         return _fail(
             EXIT_BAD_INPUT, f"--stride must be shorter than the {model.cfg.window_seconds:.2f} s window"
