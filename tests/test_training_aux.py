@@ -682,6 +682,10 @@ def test_train_tiny_impact_cues_option_config_and_card(tmp_path, capsys):
     default_on = bool(preset("tiny").lm.impact_cues)
     card = render_model_card({"name": "t", "training": {}}, cued, None)
     assert ("--impact-cues" in card) != default_on and "`lm.impact_cues`" in card
+    trained = {"name": "t", "training": {"settings": {"aux_weight": 1.0, "phased_events": True}}}
+    assert "the model's own cue head (`lm.impact_cues`, shipped)" in render_model_card(trained, cued, None)
+    uncued = render_model_card(trained, _config(None, impact_cues=False), None)
+    assert "used only in training and not shipped" in uncued
     plain = render_model_card({"name": "t", "training": {}}, _config(None, impact_cues=False), None)
     assert ("--no-impact-cues" in plain) == default_on and "`lm.impact_cues`" not in plain
     out = str(tmp_path / "m")

@@ -268,7 +268,7 @@ PRESETS: dict[str, VAuraConfig] = {
     "tiny": VAuraConfig(
         name="vaura-tiny",
         visual=VisualConfig(img_size=64, patch_size=16, dim=96, depth=2, heads=2),
-        lm=LMConfig(n_layer=4, n_head=4, video_dim=64, multiple_of=32, video_lead_steps=2),
+        lm=LMConfig(n_layer=4, n_head=4, video_dim=64, multiple_of=32, video_lead_steps=2, impact_cues=9),
         codec=CodecConfig(encoder_dim=4, decoder_dim=64, codebook_size=128),
     ),
 }

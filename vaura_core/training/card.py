@@ -156,9 +156,14 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
     )
     aux_lines = (
         [
-            f"- auxiliary event loss on the visual tower (weight {aux_weight:g}): a linear head, used only "
-            f"in training and not shipped, reads every raw visual token ({cfg.visual.tubelet} frames) and "
-            "names the material of the loudest impact starting on its frames"
+            f"- auxiliary event loss on the visual tower (weight {aux_weight:g}): a linear head, "
+            + (
+                "the model's own cue head (`lm.impact_cues`, shipped), "
+                if cfg.lm.impact_cues
+                else "used only in training and not shipped, "
+            )
+            + f"reads every raw visual token ({cfg.visual.tubelet} frames) and names the material of the "
+            "loudest impact starting on its frames"
             + (" and the frame it starts on" if st.get("phased_events") else "")
             + ", or none; cross-entropy "
             "weighted by the inverse square root of the class frequencies; columns `aux` (that loss) and "
