@@ -7,6 +7,7 @@ import itertools
 import math
 import os
 import platform
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from torch import nn
 
 from vaura_core.errors import VauraError
 from vaura_core.foley_world.materials import MATERIALS
-from vaura_core.model.config import preset
+from vaura_core.model.config import VAuraConfig, preset
 from vaura_core.model.vaura import VAura
 from vaura_core.training.data import (
     CACHE_VERSION,
@@ -307,18 +308,15 @@ def _crash_at(step: int):
     return crash
 
 
-def test_resume_keeps_the_event_head(tmp_path):
-    clip = _clip(3, _random_events(3, 5 * CFG.visual.frames, 12))
-    data = WindowSet(CFG, [clip], [_codes(clip, 3)])
-    s = LMTrainSettings(batch_size=2, warmup=1, aux_weight=0.5)
-    torch.manual_seed(0)
-    straight = VAura(CFG)
-    res = train_lm(straight, data, StepBudget(steps=4), seed=1, settings=s, log_every=1)
-    ckpt = tmp_path / "lm.pt"
+def _interrupted_run(
+    cfg: VAuraConfig, data: WindowSet, s: LMTrainSettings, ckpt: Path, aux_head: EventHead | None = None
+) -> None:
+    """Four steps of seed 1 from a fresh model (torch seed 0), checkpointing after every step, killed
+    after step 3 is logged: `ckpt` then holds step 2, the step before."""
     torch.manual_seed(0)
     with pytest.raises(KeyboardInterrupt):
         train_lm(
-            VAura(CFG),
+            VAura(cfg),
             data,
             StepBudget(steps=4),
             seed=1,
@@ -327,7 +325,19 @@ def test_resume_keeps_the_event_head(tmp_path):
             checkpoint_seconds=0.0,
             log_every=1,
             on_log=_crash_at(3),
+            aux_head=aux_head,
         )
+
+
+def test_resume_keeps_the_event_head(tmp_path):
+    clip = _clip(3, _random_events(3, 5 * CFG.visual.frames, 12))
+    data = WindowSet(CFG, [clip], [_codes(clip, 3)])
+    s = LMTrainSettings(batch_size=2, warmup=1, aux_weight=0.5)
+    torch.manual_seed(0)
+    straight = VAura(CFG)
+    res = train_lm(straight, data, StepBudget(steps=4), seed=1, settings=s, log_every=1)
+    ckpt = tmp_path / "lm.pt"
+    _interrupted_run(CFG, data, s, ckpt)
     saved = torch.load(ckpt, weights_only=True)
     assert set(saved["aux_head"]) == {"proj.weight", "proj.bias"}
     assert list(saved["model"]) == list(straight.state_dict())
@@ -639,20 +649,7 @@ def test_a_model_with_impact_cues_trains_its_own_event_head(tmp_path):
     straight = VAura(cfg)
     train_lm(straight, data, StepBudget(steps=4), seed=1, settings=s, aux_head=pretrained, log_every=1)
     ckpt = tmp_path / "lm.pt"
-    torch.manual_seed(0)
-    with pytest.raises(KeyboardInterrupt):
-        train_lm(
-            VAura(cfg),
-            data,
-            StepBudget(steps=4),
-            seed=1,
-            settings=s,
-            checkpoint=ckpt,
-            checkpoint_seconds=0.0,
-            log_every=1,
-            on_log=_crash_at(3),
-            aux_head=pretrained,
-        )
+    _interrupted_run(cfg, data, s, ckpt, aux_head=pretrained)
     assert len(torch.load(ckpt, weights_only=True)["optimizer"]["param_groups"]) == 2
     torch.manual_seed(0)
     resumed = VAura(cfg)
