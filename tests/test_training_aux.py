@@ -659,6 +659,10 @@ def test_a_model_with_impact_cues_trains_its_own_event_head(tmp_path):
     assert again.steps == 4
     for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(p, q, atol=1e-6), name
+    # A checkpoint of another configuration is named, not a state-dict traceback.
+    uncued = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, impact_cues=0))
+    with pytest.raises(VauraError, match=r"lm\.pt: saved by a run with another model configuration"):
+        train_lm(VAura(uncued), data, StepBudget(steps=5), seed=1, settings=s, checkpoint=ckpt)
     plain = WindowSet(cfg, [clip], [_codes(clip, 5)])
     with pytest.raises(ValueError, match="cue head has 9 classes, the labels 5"):
         train_lm(VAura(cfg), plain, StepBudget(steps=1), seed=1, settings=s)
