@@ -696,3 +696,16 @@ def test_train_tiny_impact_cues_option_config_and_card(tmp_path, capsys):
     assert "--impact-cues needs the phased event labels" in capsys.readouterr().err
     with pytest.raises(VauraError, match="impact cues have 9 classes but the plain event labels 5"):
         train_tiny(tmp_path / "x", config=cued, phased_events=False)
+
+
+def test_a_work_checkpoint_of_another_configuration_is_named():
+    from vaura_core.training.resume import load_part
+
+    wider, saved = nn.Linear(4, 5), nn.Linear(4, 3)
+    with pytest.raises(
+        VauraError, match=r"tower\.pt: saved by a run with another model configuration \(size "
+    ):
+        load_part(wider, saved.state_dict(), Path("w/tower.pt"), "pretrain the tower again")
+    same = nn.Linear(4, 5)
+    load_part(wider, same.state_dict(), Path("w/tower.pt"), "pretrain the tower again")
+    assert torch.equal(wider.weight, same.weight)

@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vaura_core.errors import VauraError
 from vaura_core.model.pattern import build_delayed
 from vaura_core.model.vaura import VAura
 from vaura_core.training.data import N_EVENT_CLASSES
+from vaura_core.training.resume import load_part
 from vaura_core.training.schedule import StepBudget, cosine_lr
 
 log = logging.getLogger(__name__)
@@ -354,15 +354,7 @@ def train_lm(
     step = 0
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as exc:  # another configuration wrote it (impact cues, tower size...)
-            lines = [ln.strip() for ln in str(exc).strip().splitlines()]
-            detail = (lines[1] if len(lines) > 1 else lines[0])[:200]
-            raise VauraError(
-                f"{checkpoint}: saved by a run with another model configuration ({detail}); delete it "
-                "to train the transformer afresh, or resume with the options that wrote it"
-            ) from None
+        load_part(model, state["model"], checkpoint, "train the transformer afresh")
         if head is not None and cues and "aux_head" in state:
             opt.load_state_dict(_first_groups(state["optimizer"], n_model_groups))  # the head is in them
         elif head is not None and "aux_head" in state:

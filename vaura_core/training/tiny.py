@@ -38,6 +38,7 @@ from vaura_core.training.data import (
     render_clip,
 )
 from vaura_core.training.lm_train import EventHead, LMTrainSettings, train_lm
+from vaura_core.training.resume import load_part
 from vaura_core.training.schedule import StepBudget
 from vaura_core.training.stream import ClipStream, StreamSettings
 from vaura_core.training.tower_train import TowerTrainSettings, pretrain_tower
@@ -289,7 +290,7 @@ def train_tiny(
     tower_file, tower_meta = work / "tower.pt", work / "tower-meta.json"
     if tower_file.exists() and tower_meta.exists():
         state = torch.load(tower_file, map_location="cpu", weights_only=True)
-        model.visual_feature_extractor.load_state_dict(state["tower"])
+        load_part(model.visual_feature_extractor, state["tower"], tower_file, "pretrain the tower again")
         head = EventHead(cfg.visual.dim, EventHead.classes_in(state["head"]))
         head.load_state_dict(state["head"])
         if head.n_classes != event_class_count(cfg.visual.tubelet, phased_events):
