@@ -14,7 +14,7 @@ from vaura_core.errors import VauraError
 from vaura_core.media.frames import to_model_tensor
 from vaura_core.model.config import preset
 from vaura_core.model.vaura import VAura
-from vaura_core.training.data import MATERIAL_CLASSES
+from vaura_core.training.data import MATERIAL_CLASSES, material_of
 from vaura_core.training.lm_train import EventHead, save_checkpoint
 from vaura_core.training.tower_probe import (
     load_probe,
@@ -161,3 +161,25 @@ def test_cli_prints_json_and_rejects_bad_input(checkpoints, tmp_path, capsys):
     assert "none.pt: no such file" in capsys.readouterr().err
     assert cli_main(["tower-events", "--checkpoint", str(lm_file), "--count", "0"]) == 2
     assert "--count" in capsys.readouterr().err
+
+
+def test_a_model_folder_with_impact_cues_is_probed_with_its_own_head(tmp_path):
+    from vaura_core.weights.store import save_model_dir
+
+    cfg = preset("tiny")
+    cued = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, impact_cues=9))
+    torch.manual_seed(6)
+    model = VAura(cued)
+    torch.nn.init.normal_(model.sampler.cue_head.bias, std=1.0)
+    save_model_dir(tmp_path / "cued", cued, model.state_dict(), {})
+    tower, head = load_probe(tmp_path / "cued", cfg)
+    assert head.n_classes == 9 and torch.equal(head.proj.bias, model.sampler.cue_head.bias)
+    frames = np.random.default_rng(2).integers(0, 256, (32, 64, 64, 3), dtype=np.uint8)
+    with torch.no_grad():
+        feats = model.visual_feature_extractor.encode_segments(to_model_tensor(frames, 16))
+        raw = model.sampler.cue_head(feats.reshape(-1, cfg.visual.dim)).argmax(-1).numpy()
+    np.testing.assert_array_equal(token_calls(tower, head, frames), material_of(raw))
+    uncued = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, impact_cues=0))
+    save_model_dir(tmp_path / "plain", uncued, VAura(uncued).state_dict(), {})
+    with pytest.raises(VauraError, match="plain: this model ships no event head"):
+        load_probe(tmp_path / "plain", cfg)

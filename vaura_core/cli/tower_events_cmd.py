@@ -23,7 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="score a training checkpoint's visual tower on Foley World impacts",
         description=__doc__,
     )
-    p.add_argument("--checkpoint", required=True, help="tower.pt or lm.pt from a train-tiny work folder")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="tower.pt or lm.pt from a train-tiny work folder, or a model folder with impact cues "
+        "(its event head ships with it)",
+    )
     p.add_argument("--count", type=int, default=12, help="number of scenes (default 12)")
     p.add_argument("--seed", type=int, default=990_000, help="first scene seed (default 990000)")
     p.add_argument("--duration", type=float, default=10.0, help="scene length in seconds (default 10)")

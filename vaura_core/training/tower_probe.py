@@ -4,7 +4,8 @@ Why: the generated audio can follow the picture only as well as the tower's feat
 impacts are (docs/training-notes.md, seventh session). The event head trained beside the tower
 (`lm_train.EventHead`) reads the same features the transformer's projection reads, so its calls on
 scenes never trained on measure what the transformer can use. Works on a work folder's `tower.pt`
-(after pretraining) and `lm.pt` (after the transformer stage, which keeps training both).
+(after pretraining) and `lm.pt` (after the transformer stage, which keeps training both), and on a
+model folder whose model has impact cues (its event head ships with it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from vaura_core.model.visual import MotionFormer
 from vaura_core.training.data import clip_of_scene, material_of, render_scene, token_labels
 from vaura_core.training.lm_train import EventHead
 from vaura_core.weights.importers import VISUAL, infer_visual_config
+
+CUE_HEAD = "sampler.cue_head."  # state-dict prefix of the event head a model with impact cues ships
 
 
 @dataclass
@@ -103,12 +106,12 @@ def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
     The tower takes the checkpoint's sizes (input size from `train-tiny --img-size`, depth, ...),
     read off its shapes with `cfg` for what shapes cannot tell; the returned tower's `cfg` says which.
     """
+    if path.is_dir():
+        return _model_folder_probe(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise VauraError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise VauraError(f"{path}: is a folder; give its tower.pt or lm.pt") from None
     except Exception:  # a torn or foreign file: name it, no traceback (torch's messages say little)
         raise VauraError(f"{path}: not a readable training checkpoint (tower.pt or lm.pt)") from None
     if not isinstance(state, dict):
@@ -139,6 +142,32 @@ def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
         lines = [ln.strip() for ln in str(exc).strip().splitlines()]
         detail = (lines[1] if len(lines) > 1 else lines[0])[:160]  # the first offending tensor
         raise VauraError(f"{path}: does not fit the {cfg.name} visual tower: {detail}") from None
+    return tower.eval(), head.eval()
+
+
+def _model_folder_probe(folder: Path) -> tuple[MotionFormer, EventHead]:
+    """A model folder's tower and its own event head, which models with impact cues ship."""
+    from vaura_core.weights.store import load_state
+
+    try:
+        cfg, state = load_state(folder)
+    except VauraError as exc:
+        why = str(exc).removeprefix(f"{folder}: ")
+        raise VauraError(
+            f"{folder}: is a folder but not a model ({why}); give a work folder's tower.pt or lm.pt, or "
+            "a model folder with impact cues"
+        ) from None
+    if not cfg.lm.impact_cues:
+        raise VauraError(
+            f"{folder}: this model ships no event head (trained without impact cues); give the tower.pt "
+            "or lm.pt of the work folder that trained it"
+        )
+    tower = MotionFormer(cfg.visual)
+    tower.load_state_dict({k.removeprefix(VISUAL): v for k, v in state.items() if k.startswith(VISUAL)})
+    head = EventHead(cfg.visual.dim, cfg.lm.impact_cues)
+    head.proj.load_state_dict(
+        {k.removeprefix(CUE_HEAD): v for k, v in state.items() if k.startswith(CUE_HEAD)}
+    )
     return tower.eval(), head.eval()
 
 
