@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,9 @@ class SerialExecutor(QObject):
         self.name = name
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._pending = 0
-        self._finished.connect(self._deliver)
+        # Queued even when emitted from the GUI thread (a job done before its callback was attached):
+        # a callback never runs inside submit(), before the caller's next line.
+        self._finished.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     @property
     def busy(self) -> bool:

@@ -333,6 +333,31 @@ def test_export_dialog_runs_off_the_gui_thread_and_reports(qtbot, tmp_path: Path
     assert "does not exist" in failed.args[0]
 
 
+def test_a_job_done_before_submit_returns_is_still_delivered_by_the_event_loop(qtbot) -> None:
+    # The export dialog's start() once saw its own finish callback run inside submit() when the job
+    # beat add_done_callback (CI under load): then it was no longer running when start() returned.
+    from concurrent.futures import Future
+
+    from app.background import SerialExecutor
+
+    class DoneAtOnce:
+        def submit(self, work):
+            future: Future = Future()
+            future.set_result(work())
+            return future
+
+        def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+            pass
+
+    jobs = SerialExecutor("test")
+    jobs._pool = DoneAtOnce()
+    got: list[int] = []
+    jobs.submit(lambda: 5, on_done=got.append)
+    assert got == [] and jobs.busy  # not yet: the caller's next line runs first
+    qtbot.waitUntil(lambda: got == [5], timeout=2000)
+    assert not jobs.busy
+
+
 # --- preview -------------------------------------------------------------------------------------------
 
 
