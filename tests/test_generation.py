@@ -186,6 +186,27 @@ def test_impact_cues_point_at_the_steps_where_frames_start():
     assert not hasattr(base, "cue_head") and not hasattr(base, "cue_emb")  # the release has none
 
 
+def test_impact_cues_leave_every_other_initial_tensor_and_the_random_stream_alone():
+    from vaura_core.model.vaura import VAura
+
+    tiny = preset("tiny")
+    plain_cfg = dataclasses.replace(tiny, lm=dataclasses.replace(tiny.lm, impact_cues=0))
+    torch.manual_seed(5)
+    plain, after_plain = VAura(plain_cfg).state_dict(), torch.rand(3)
+    torch.manual_seed(5)
+    cued_model = VAura(tiny)
+    cued, after_cued = cued_model.state_dict(), torch.rand(3)
+    assert tiny.lm.impact_cues and set(cued) - set(plain) == {
+        "sampler.cue_head.weight",
+        "sampler.cue_head.bias",
+        "sampler.cue_emb",
+    }
+    for name, tensor in plain.items():  # the codec, built after the transformer, included
+        assert torch.equal(tensor, cued[name]), name
+    assert torch.equal(after_plain, after_cued)
+    assert not cued_model.sampler.cue_head.weight.any() and not cued_model.sampler.cue_emb.any()
+
+
 def test_lead_steps_are_checked():
     cfg = preset("test")
     with pytest.raises(ValueError, match="video_lead_steps"):

@@ -235,9 +235,14 @@ class FusionLM(nn.Module):
         self.lm_heads = nn.ModuleList(
             Dense(cfg.model_dim, codec.codebook_size, bias=False) for _ in range(codec.n_codebooks)
         )
-        if lm.impact_cues:  # made last: the other parameters draw the same initial values either way
-            self.cue_head = nn.Linear(cfg.visual.dim, lm.impact_cues)
-            # Zero at first: training starts from the plain video channel.
+        if lm.impact_cues:
+            # Zero at first and drawn from no random stream, so every other tensor of a model (the
+            # codec built after this one included) starts the same with cues as without: the head is
+            # given the pretrained tower's, and training starts from the plain video channel.
+            with torch.random.fork_rng(devices=[]):
+                self.cue_head = nn.Linear(cfg.visual.dim, lm.impact_cues)
+            nn.init.zeros_(self.cue_head.weight)
+            nn.init.zeros_(self.cue_head.bias)
             self.cue_emb = nn.Parameter(torch.zeros(lm.impact_cues - 1, lm.video_dim))
         self._rope: Tensor | None = None
         self._derived = DerivedTensors()
