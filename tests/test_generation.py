@@ -168,10 +168,12 @@ def test_impact_cues_point_at_the_steps_where_frames_start():
     # one pointer per frame, 3 or 4 steps apart (40 ms frames at 86.13 steps a second)
     assert cued == list(range(cued[0], cued[0] + len(cued))) and len(cued) > n // 4
     assert torch.equal(lm._video_at(video, 40, 30), got[:, 40:70])  # the KV-cache path's slices
-    # The null video (CFG's other half) cues nothing, whatever the head makes of its features.
+    # A null row (CFG's other half) gets the null video, which cues nothing.
     pair = lm.project_video(torch.cat([feats, feats]), torch.tensor([False, True]))
-    assert torch.equal(pair[0], video[0]) and not pair[1, :, dim:].any()
-    assert torch.equal(lm._video_at(pair, 0, n)[1], plain[0])
+    null_video = lm.cls_embeddings(lm.null_features(1))
+    assert torch.equal(pair[0], video[0]) and torch.equal(pair[1, :, :dim], null_video[0])
+    assert not pair[1, :, dim:].any()
+    assert torch.equal(lm._video_at(pair, 0, n)[1], base._video_at(null_video, 0, n)[0])
     params = SamplingParams(temperature=1.0, top_k=30, cfg_scale=3.0)
     feats2 = random_features(lm, batch=2)
     cached = generate_window(lm, feats2, STEPS, params=params, seeds=[3, 4])

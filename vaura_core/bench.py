@@ -129,7 +129,7 @@ def run_bench(
     rows = 2 if params.uses_cfg else 1
     prompt_len = max(1, n_tokens - round(cfg.codec.frame_rate * cfg.segment_seconds))
     log("prefill…")
-    video = lm.project_video(torch.cat([feats, lm.null_features(1)]).to(dtype)[:rows], torch.arange(rows) > 0)
+    video = lm.project_video(torch.cat([feats, feats]).to(dtype)[:rows], torch.arange(rows) > 0)
     seq = torch.randint(0, cfg.vocab_size, (rows, cfg.n_codebooks, prompt_len + 1), generator=g).to(device)
     cache = lm.new_cache(rows, prompt_len + 1)
     res.prefill_positions = prompt_len + 1

@@ -107,9 +107,11 @@ def generate_window(
 
     # Rows [0, B) are conditioned, rows [B, 2B) the null video when guidance is on.
     feats = features.to(lm.norm.weight.dtype)
+    null_rows = None
     if params.uses_cfg:
-        feats = torch.cat([feats, lm.null_features(batch).to(feats.dtype)], dim=0)
-    video = lm.project_video(feats, torch.arange(len(feats), device=device) >= batch)
+        feats = torch.cat([feats, feats], dim=0)
+        null_rows = torch.arange(len(feats), device=device) >= batch
+    video = lm.project_video(feats, null_rows)
     rows = video.shape[0]
 
     codes = torch.full((batch, n_q, n_steps), UNKNOWN, dtype=torch.long, device=device)

@@ -307,15 +307,20 @@ class FusionLM(nn.Module):
         return skinny_linear(x, weight).reshape(b, n, len(self.lm_heads), -1).transpose(1, 2)
 
     def project_video(self, features: Tensor, null_rows: Tensor | None = None) -> Tensor:
-        """(B, Tv, feat_dim) raw visual features -> (B, Tv, video_dim); with `lm.impact_cues` the
-        cue head's impact-class probabilities follow on the last axis (`_video_at` splits them off),
-        zero for the rows where `null_rows` (B,) bool is set: the null video cues nothing."""
+        """(B, Tv, feat_dim) raw visual features -> (B, Tv, video_dim). Rows where `null_rows` (B,)
+        bool is set get the CFG null video instead of theirs. With `lm.impact_cues` the cue head's
+        impact-class probabilities follow on the last axis (`_video_at` splits them off), zero in
+        the null rows: the null video cues nothing."""
+        if null_rows is not None:
+            null_rows = null_rows.to(features.device)
+            null = self.null_features(len(features)).to(features.dtype)
+            features = torch.where(null_rows[:, None, None], null, features)
         video = self.cls_embeddings(features)
         if not self.cfg.lm.impact_cues:
             return video
         probs = F.softmax(self.cue_head(features).float(), dim=-1)[..., 1:]
         if null_rows is not None:
-            probs = probs * ~null_rows.to(probs.device)[:, None, None]
+            probs = probs * ~null_rows[:, None, None]
         return torch.cat([video, probs.to(video.dtype)], dim=-1)
 
     def null_features(self, batch: int) -> Tensor:

@@ -219,10 +219,6 @@ def lm_loss_from_features(
     """`lm_loss` from already computed raw visual features (B, video_tokens, visual dim);
     `token_weight` (B, T) as `codebook_losses`."""
     cfg = model.cfg
-    b = feats.shape[0]
-    if null_mask is not None and bool(null_mask.any()):
-        null = model.sampler.null_features(b).to(feats.dtype)
-        feats = torch.where(null_mask[:, None, None], null, feats)
     video = model.sampler.project_video(feats, null_mask)
     seq = teacher_forcing_inputs(codes, cfg.special_token)
     logits = model.sampler(seq, video)
