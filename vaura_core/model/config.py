@@ -163,26 +163,26 @@ class VAuraConfig:
     def window_seconds(self) -> float:
         return self.window_segments * self.segment_seconds
 
-    def video_token_of_step(self, steps: Index) -> Index:
-        """The visual token whose frames span the time of each audio step: floor(step x hop / sr /
-        (tubelet / fps)), in exact integer arithmetic."""
-        num = self.codec.hop_length * self.fps
-        return steps * num // (self.codec.sample_rate * self.visual.tubelet)  # type: ignore[operator]
-
-    def first_step_of_video_token(self, tokens: Index) -> Index:
-        """The first audio step whose time falls in each visual token (inverse of
-        `video_token_of_step`): ceil(token x sr x tubelet / (hop x fps))."""
-        num = self.codec.hop_length * self.fps
-        return -(-tokens * self.codec.sample_rate * self.visual.tubelet // num)  # type: ignore[operator]
-
     def frame_of_step(self, steps: Index) -> Index:
-        """The video frame whose 1 / fps spans the time of each audio step (exact integers)."""
+        """The video frame whose 1 / fps spans the time of each audio step: floor(step x hop x fps /
+        sr), in exact integer arithmetic."""
         return steps * self.codec.hop_length * self.fps // self.codec.sample_rate  # type: ignore[operator]
 
     def first_step_of_frame(self, frames: Index) -> Index:
-        """The first audio step whose time falls in each frame (inverse of `frame_of_step`)."""
+        """The first audio step whose time falls in each frame (inverse of `frame_of_step`):
+        ceil(frame x sr / (hop x fps))."""
         num = self.codec.hop_length * self.fps
         return -(-frames * self.codec.sample_rate // num)  # type: ignore[operator]
+
+    def video_token_of_step(self, steps: Index) -> Index:
+        """The visual token whose frames span the time of each audio step (floor of a floor of
+        integers: the same as one floor over hop x fps / (sr x tubelet))."""
+        return self.frame_of_step(steps) // self.visual.tubelet  # type: ignore[operator]
+
+    def first_step_of_video_token(self, tokens: Index) -> Index:
+        """The first audio step whose time falls in each visual token (inverse of
+        `video_token_of_step`): that of the token's first frame."""
+        return self.first_step_of_frame(tokens * self.visual.tubelet)  # type: ignore[operator]
 
     @property
     def video_phases(self) -> int:

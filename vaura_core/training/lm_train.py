@@ -103,9 +103,9 @@ class EventHead(nn.Module):
     could learn the events itself and leave the tower's features as they were.
     """
 
-    def __init__(self, dim: int, n_classes: int = N_EVENT_CLASSES) -> None:
+    def __init__(self, dim: int, n_classes: int = N_EVENT_CLASSES, proj: nn.Linear | None = None) -> None:
         super().__init__()
-        self.proj = nn.Linear(dim, n_classes)
+        self.proj = proj if proj is not None else nn.Linear(dim, n_classes)
 
     @property
     def n_classes(self) -> int:
@@ -124,10 +124,7 @@ class EventHead(nn.Module):
     @classmethod
     def on(cls, proj: nn.Linear) -> EventHead:
         """A head whose layer is `proj` itself (shared parameters), e.g. a model's cue head."""
-        head = cls.__new__(cls)
-        nn.Module.__init__(head)  # without drawing a layer of its own (the global RNG stays put)
-        head.proj = proj
-        return head
+        return cls(proj.in_features, proj.out_features, proj)
 
     def forward(self, feats: Tensor) -> Tensor:
         return self.proj(feats)

@@ -16,9 +16,13 @@ def load_part(module: nn.Module, state: dict[str, Tensor], path: Path, redo: str
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).strip().splitlines()]
-        detail = (lines[1] if len(lines) > 1 else lines[0])[:200]
         raise VauraError(
-            f"{path}: saved by a run with another model configuration ({detail}); delete it to {redo}, "
-            "or run with the options that wrote it"
+            f"{path}: saved by a run with another model configuration ({mismatch_detail(exc)}); delete "
+            f"it to {redo}, or run with the options that wrote it"
         ) from None
+
+
+def mismatch_detail(exc: RuntimeError, limit: int = 200) -> str:
+    """The first tensor `load_state_dict`'s error names (its first line only says which module)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines()]
+    return (lines[1] if len(lines) > 1 else lines[0])[:limit]

@@ -202,11 +202,11 @@ def train_tiny(
     if budget_s <= 0:
         raise VauraError("the training budget must be a positive number of minutes")
     cfg = config or preset("tiny")
-    cues = cfg.lm.impact_cues
-    if cues and cues != event_class_count(cfg.visual.tubelet, phased_events):
+    cues, label_classes = cfg.lm.impact_cues, event_class_count(cfg.visual.tubelet, phased_events)
+    if cues and cues != label_classes:
         raise VauraError(
             f"the model's impact cues have {cues} classes but the {'phased' if phased_events else 'plain'} "
-            f"event labels {event_class_count(cfg.visual.tubelet, phased_events)}: cues need phased labels"
+            f"event labels {label_classes}: cues need phased labels"
         )
     out_dir = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else out_dir.with_name(out_dir.name + "-work")
@@ -293,7 +293,7 @@ def train_tiny(
         load_part(model.visual_feature_extractor, state["tower"], tower_file, "pretrain the tower again")
         head = EventHead(cfg.visual.dim, EventHead.classes_in(state["head"]))
         head.load_state_dict(state["head"])
-        if head.n_classes != event_class_count(cfg.visual.tubelet, phased_events):
+        if head.n_classes != label_classes:
             raise VauraError(
                 f"{tower_file}: its event head was trained on {'plain' if phased_events else 'phased'} "
                 f"labels; delete it (and tower-meta.json) to pretrain the tower again"

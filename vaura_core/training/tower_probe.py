@@ -25,6 +25,7 @@ from vaura_core.model.config import VAuraConfig
 from vaura_core.model.visual import MotionFormer
 from vaura_core.training.data import clip_of_scene, material_of, render_scene, token_labels
 from vaura_core.training.lm_train import EventHead
+from vaura_core.training.resume import mismatch_detail
 from vaura_core.weights.importers import VISUAL, infer_visual_config
 
 CUE_HEAD = "sampler.cue_head."  # state-dict prefix of the event head a model with impact cues ships
@@ -119,7 +120,7 @@ def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
     if "tower" in state and "head" in state:
         tower_state, head_state = state["tower"], state["head"]
     elif "model" in state and state.get("aux_head") is not None:
-        tower_state = {k.removeprefix(VISUAL): v for k, v in state["model"].items() if k.startswith(VISUAL)}
+        tower_state = _sub_state(state["model"], VISUAL)
         head_state = state["aux_head"]
     else:
         raise VauraError(
@@ -139,9 +140,9 @@ def load_probe(path: Path, cfg: VAuraConfig) -> tuple[MotionFormer, EventHead]:
         tower.load_state_dict(tower_state)
         head.load_state_dict(head_state)
     except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).strip().splitlines()]
-        detail = (lines[1] if len(lines) > 1 else lines[0])[:160]  # the first offending tensor
-        raise VauraError(f"{path}: does not fit the {cfg.name} visual tower: {detail}") from None
+        raise VauraError(
+            f"{path}: does not fit the {cfg.name} visual tower: {mismatch_detail(exc, 160)}"
+        ) from None
     return tower.eval(), head.eval()
 
 
@@ -163,12 +164,15 @@ def _model_folder_probe(folder: Path) -> tuple[MotionFormer, EventHead]:
             "or lm.pt of the work folder that trained it"
         )
     tower = MotionFormer(cfg.visual)
-    tower.load_state_dict({k.removeprefix(VISUAL): v for k, v in state.items() if k.startswith(VISUAL)})
+    tower.load_state_dict(_sub_state(state, VISUAL))
     head = EventHead(cfg.visual.dim, cfg.lm.impact_cues)
-    head.proj.load_state_dict(
-        {k.removeprefix(CUE_HEAD): v for k, v in state.items() if k.startswith(CUE_HEAD)}
-    )
+    head.proj.load_state_dict(_sub_state(state, CUE_HEAD))
     return tower.eval(), head.eval()
+
+
+def _sub_state(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The tensors of one module of a model's state dict, named as inside it."""
+    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
 
 @torch.no_grad()
