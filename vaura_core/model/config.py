@@ -110,9 +110,9 @@ class LMConfig:
     # With time alignment: the model's own event head (`FusionLM.cue_head`, this many classes: "none"
     # and material x frame-in-token, the phased labels of training) reads each visual token, and the
     # position whose step p + L starts a frame gets a learned vector per class weighted by that
-    # frame's probabilities (`cue_emb`): a pointer to the audio step where a hit should start, which
-    # the transformer copies instead of counting steps from where the picture changed. 0: none (the
-    # release has no such tensors).
+    # frame's probabilities (`cue_emb`): a marker on the audio step where a hit should start, so the
+    # transformer need not count steps from where the picture changed (training notes, run 21). 0:
+    # none (the release has no such tensors).
     impact_cues: int = 0
 
 
