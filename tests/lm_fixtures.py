@@ -17,14 +17,20 @@ def random_lm(
     lead_steps: int | None = None,
     phase: bool = False,
     cues: int = 0,
+    cue_span: int = 1,
 ) -> FusionLM:
     """A `test`-preset FusionLM with weights large enough to give peaked, input-dependent logits;
     `lead_steps` switches it to time alignment, `phase` adds the step's phase in its visual token,
-    `cues` impact cues of that many classes."""
+    `cues` impact cues of that many classes (marking `cue_span` steps up to each frame's first)."""
     torch.manual_seed(seed)
     cfg = preset("test")
     lm_cfg = dataclasses.replace(
-        cfg.lm, video_lookahead=lookahead, video_lead_steps=lead_steps, video_phase=phase, impact_cues=cues
+        cfg.lm,
+        video_lookahead=lookahead,
+        video_lead_steps=lead_steps,
+        video_phase=phase,
+        impact_cues=cues,
+        impact_cue_span=cue_span,
     )
     cfg = dataclasses.replace(cfg, lm=lm_cfg)
     lm = FusionLM(cfg).eval()

@@ -188,6 +188,54 @@ def test_impact_cues_point_at_the_steps_where_frames_start():
     assert not hasattr(base, "cue_head") and not hasattr(base, "cue_emb")  # the release has none
 
 
+def test_impact_cue_span_counts_down_to_each_frame_start():
+    lead, span = 2, 5
+    lm = random_lm(seed=10, lead_steps=lead, cues=9, cue_span=span)
+    cfg, dim = lm.cfg, lm.cfg.lm.video_dim
+    tubelet, materials = cfg.visual.tubelet, 4
+    assert lm.cue_emb.shape == (span * 8, dim)
+    feats = random_features(lm)
+    video = lm.project_video(feats)
+    probs = video[0, :, dim:]
+    n = cfg.window_tokens + cfg.n_codebooks
+    got = lm._video_at(video, 0, n)
+    base = random_lm(seed=10, lead_steps=lead)
+    base.empty_video_emb.data.copy_(lm.empty_video_emb)
+    plain = base._video_at(video[..., :dim], 0, n)
+    emb = lm.cue_emb.reshape(span, tubelet, materials, dim)
+    counts = []
+    for p in range(n):
+        if int(cfg.video_token_of_step(p)) >= cfg.lm.video_tokens:
+            assert torch.equal(got[0, p], plain[0, p]), p
+            continue
+        want, marks = torch.zeros(dim), 0
+        for d in range(span):  # a frame starting d steps after the step p + lead
+            step = p + lead + d
+            frame = int(cfg.frame_of_step(step))
+            token, phase = divmod(frame, tubelet)
+            if token < cfg.lm.video_tokens and int(cfg.first_step_of_frame(frame)) == step:
+                want += probs[token, phase * materials : (phase + 1) * materials] @ emb[d, phase]
+                marks += 1
+        assert torch.allclose(got[0, p] - plain[0, p], want, atol=1e-5), p
+        counts.append(marks)
+    # frames start every 3 or 4 steps, so a 5-step countdown sees one or two of them
+    assert set(counts[: n // 2]) == {1, 2}
+    assert torch.equal(lm._video_at(video, 40, 30), got[:, 40:70])  # the KV-cache path's slices
+    params = SamplingParams(temperature=1.0, top_k=30, cfg_scale=3.0)
+    feats2 = random_features(lm, batch=2)
+    cached = generate_window(lm, feats2, STEPS, params=params, seeds=[3, 4])
+    oracle = generate_window(lm, feats2, STEPS, params=params, seeds=[3, 4], use_cache=False)
+    assert torch.equal(cached.codes, oracle.codes)
+    # A span of 1 is the single marker on the frame's first step, with the same tensor shape.
+    assert random_lm(seed=10, lead_steps=lead, cues=9).cue_emb.shape == (8, dim)
+    tiny = preset("tiny")
+    uncued = random_lm(seed=10, lead_steps=lead, cue_span=span)  # a span without cues adds nothing
+    same = random_lm(seed=10, lead_steps=lead)._video_at(video[..., :dim], 0, n)
+    assert not hasattr(uncued, "cue_emb") and torch.equal(uncued._video_at(video[..., :dim], 0, n), same)
+    with pytest.raises(ValueError, match="impact_cue_span must be at least 1"):
+        dataclasses.replace(tiny, lm=dataclasses.replace(tiny.lm, impact_cue_span=0))
+
+
 def test_impact_cues_leave_every_other_initial_tensor_and_the_random_stream_alone():
     from vaura_core.model.vaura import VAura
 

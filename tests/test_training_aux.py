@@ -698,6 +698,29 @@ def test_train_tiny_impact_cues_option_config_and_card(tmp_path, capsys):
         train_tiny(tmp_path / "x", config=cued, phased_events=False)
 
 
+def test_train_tiny_cue_span_option_config_and_card(tmp_path, capsys):
+    from vaura_core.cli import main
+    from vaura_core.cli.train_tiny_cmd import _config
+    from vaura_core.training.card import render_model_card
+
+    tiny_span = preset("tiny").lm.impact_cue_span
+    other = tiny_span + 3
+    spanned = _config(None, impact_cues=True, cue_span=other)
+    assert spanned.lm.impact_cues == 9 and spanned.lm.impact_cue_span == other
+    assert _config(None, impact_cues=True).lm.impact_cue_span == tiny_span
+    assert _config(None, impact_cues=False, cue_span=other).lm.impact_cue_span == 1  # no cues to span
+    card = render_model_card({"name": "t", "training": {}}, spanned, None)
+    assert f"--cue-span {other}" in card and "`lm.impact_cue_span`" in card
+    same = render_model_card({"name": "t", "training": {}}, _config(None, impact_cues=True), None)
+    assert "--cue-span" not in same
+    out = str(tmp_path / "m")
+    assert main(["train-tiny", "--out", out, "--cue-span", "0"]) == 2
+    assert "--cue-span must be between 1 and 32" in capsys.readouterr().err
+    assert main(["train-tiny", "--out", out, "--cue-span", "4", "--no-impact-cues"]) == 2
+    assert "--cue-span needs impact cues" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
 def test_a_work_checkpoint_of_another_configuration_is_named():
     from vaura_core.training.resume import load_part
 

@@ -96,6 +96,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tiny preset's choice)",
     )
     p.add_argument(
+        "--cue-span",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="with impact cues, mark a frame's first audio step and the STEPS - 1 steps before it, each "
+        "with its own vectors: a countdown to the hit (1: the first step only; default: the tiny "
+        "preset's choice)",
+    )
+    p.add_argument(
         "--phased-events",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -142,6 +151,7 @@ def _config(
     video_phase: bool | None = None,
     tubelet: int | None = None,
     impact_cues: bool | None = None,
+    cue_span: int | None = None,
 ) -> VAuraConfig:
     """The tiny preset, with another video alignment, tower input size, token length or impact cues
     when asked."""
@@ -171,7 +181,8 @@ def _config(
         impact_cues = bool(cfg.lm.impact_cues)
     # one class per material and frame of the (possibly new) token length, and "none"
     count = event_class_count(cfg.visual.tubelet, phased=True) if impact_cues else 0
-    return dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, impact_cues=count))
+    span = (cfg.lm.impact_cue_span if cue_span is None else cue_span) if count else 1
+    return dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, impact_cues=count, impact_cue_span=span))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -216,6 +227,10 @@ def run(args: argparse.Namespace) -> int:
         return fail("--impact-cues needs time alignment (--video-lead-steps), not --video-lookahead")
     if args.impact_cues and args.phased_events is False:
         return fail("--impact-cues needs the phased event labels: drop --no-phased-events")
+    if args.cue_span is not None and not 1 <= args.cue_span <= 32:
+        return fail("--cue-span must be between 1 and 32 audio steps")
+    if args.cue_span not in (None, 1) and args.impact_cues is False:
+        return fail("--cue-span needs impact cues: drop --no-impact-cues")
     if args.img_size is not None and not (16 <= args.img_size <= 224 and args.img_size % 16 == 0):
         return fail("--img-size must be a multiple of 16 between 16 and 224")
     if args.tubelet is not None and args.tubelet not in (1, 2, 4, 8):
@@ -282,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
                 args.video_phase,
                 args.tubelet,
                 False if args.impact_cues is None and args.phased_events is False else args.impact_cues,
+                args.cue_span,
             ),
             phased_events=PHASED_EVENTS if args.phased_events is None else args.phased_events,
         )

@@ -114,6 +114,10 @@ class LMConfig:
     # transformer need not count steps from where the picture changed (training notes, run 21). 0:
     # none (the release has no such tensors).
     impact_cues: int = 0
+    # With impact cues: the marker also goes, with other vectors for each distance, to the span - 1
+    # steps before a frame's first (a countdown to the hit): marked on that step alone, run 21 still
+    # started some hits 50-140 ms early on the way to the floor (training notes, sixteenth session).
+    impact_cue_span: int = 1
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,8 @@ class VAuraConfig:
                 raise ValueError(
                     f"lm.impact_cues must be 0 or 1 + materials x {self.visual.tubelet} frames, got {cues}"
                 )
+        if self.lm.impact_cue_span < 1:  # without cues it is unused, so switching cues off is one field
+            raise ValueError(f"lm.impact_cue_span must be at least 1, got {self.lm.impact_cue_span}")
 
     # --- serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -268,7 +274,15 @@ PRESETS: dict[str, VAuraConfig] = {
     "tiny": VAuraConfig(
         name="vaura-tiny",
         visual=VisualConfig(img_size=64, patch_size=16, dim=96, depth=2, heads=2),
-        lm=LMConfig(n_layer=4, n_head=4, video_dim=64, multiple_of=32, video_lead_steps=2, impact_cues=9),
+        lm=LMConfig(
+            n_layer=4,
+            n_head=4,
+            video_dim=64,
+            multiple_of=32,
+            video_lead_steps=2,
+            impact_cues=9,
+            impact_cue_span=12,
+        ),
         codec=CodecConfig(encoder_dim=4, decoder_dim=64, codebook_size=128),
     ),
 }

@@ -243,7 +243,8 @@ class FusionLM(nn.Module):
                 self.cue_head = nn.Linear(cfg.visual.dim, lm.impact_cues)
             nn.init.zeros_(self.cue_head.weight)
             nn.init.zeros_(self.cue_head.bias)
-            self.cue_emb = nn.Parameter(torch.zeros(lm.impact_cues - 1, lm.video_dim))
+            # Rows: steps before the hit (0: the hit's own step) x frame-in-token x material.
+            self.cue_emb = nn.Parameter(torch.zeros(lm.impact_cue_span * (lm.impact_cues - 1), lm.video_dim))
         self._rope: Tensor | None = None
         self._derived = DerivedTensors()
 
@@ -364,19 +365,23 @@ class FusionLM(nn.Module):
         return torch.where(valid[None, :, None], picked, empty)
 
     def _cues_at(self, probs: Tensor, steps: Tensor, last: int) -> Tensor:
-        """(B, n, video_dim) impact cues for audio `steps` (n,): at a step that starts a frame, the
-        cue vectors of that frame's (material, frame-in-token) classes weighted by their probabilities
-        in its visual token (probs (B, Tv, tubelet x materials), frame-major); zero elsewhere."""
+        """(B, n, video_dim) impact cues for audio `steps` (n,): for each step q and each d below
+        `lm.impact_cue_span` where step q + d starts a frame, the cue vectors (their set for d) of that
+        frame's (material, frame-in-token) classes weighted by their probabilities in its visual
+        token (probs (B, Tv, tubelet x materials), frame-major), summed; zero where no frame starts."""
         cfg = self.cfg
-        tubelet = cfg.visual.tubelet
-        frame = cfg.frame_of_step(steps)
+        tubelet, span = cfg.visual.tubelet, cfg.lm.impact_cue_span
+        ahead = steps[:, None] + torch.arange(span, device=steps.device)  # (n, span)
+        frame = cfg.frame_of_step(ahead)
         token, phase = frame // tubelet, frame % tubelet
-        starts = (cfg.first_step_of_frame(frame) == steps) & (token <= last)
-        n, materials = len(steps), probs.shape[-1] // tubelet
-        per_frame = probs[:, token.clamp(max=last)].reshape(probs.shape[0], n, tubelet, materials)
-        p = per_frame[:, torch.arange(n, device=steps.device), phase]  # (B, n, materials)
-        emb = self.cue_emb.reshape(tubelet, materials, -1)[phase].to(p.dtype)  # (n, materials, D)
-        return torch.einsum("bnm,nmd->bnd", p, emb) * starts[None, :, None]
+        starts = (cfg.first_step_of_frame(frame) == ahead) & (token <= last)
+        b, n, materials = probs.shape[0], len(steps), probs.shape[-1] // tubelet
+        per_frame = probs[:, token.clamp(max=last)].reshape(b, n, span, tubelet, materials)
+        p = torch.gather(per_frame, 3, phase[None, :, :, None, None].expand(b, n, span, 1, materials))
+        p = p.squeeze(3) * starts[None, :, :, None]  # (B, n, span, materials)
+        emb = self.cue_emb.reshape(span, tubelet, materials, -1)
+        picked = emb[torch.arange(span, device=steps.device), phase].to(p.dtype)  # (n, span, materials, D)
+        return torch.einsum("bnsm,nsmd->bnd", p, picked)
 
     # --- forward ---------------------------------------------------------------------
     def forward(

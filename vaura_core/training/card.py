@@ -98,6 +98,11 @@ def _alignment_note(cfg: VAuraConfig) -> str:
         cues = (
             "; the step where each frame starts also gets that frame's impact probabilities from the "
             "model's own event head (`lm.impact_cues`)"
+            + (
+                f", and the {lm.impact_cue_span - 1} steps before it a countdown (`lm.impact_cue_span`)"
+                if lm.impact_cue_span > 1
+                else ""
+            )
         )
         return (
             f"; each position sees the visual token at the time of the audio step {lm.video_lead_steps} "
@@ -134,6 +139,8 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
             align_flag += " --video-phase" if cfg.lm.video_phase else " --no-video-phase"
         if bool(cfg.lm.impact_cues) != bool(tiny_lm.impact_cues):
             align_flag += " --impact-cues" if cfg.lm.impact_cues else " --no-impact-cues"
+        if cfg.lm.impact_cues and cfg.lm.impact_cue_span != tiny_lm.impact_cue_span:
+            align_flag += f" --cue-span {cfg.lm.impact_cue_span}"
     img_size = cfg.visual.img_size
     from vaura_core.training.codec_train import CodecTrainSettings
     from vaura_core.training.tiny import N_CLIPS, ONSET_FADE
