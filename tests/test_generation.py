@@ -236,6 +236,31 @@ def test_impact_cue_span_counts_down_to_each_frame_start():
         dataclasses.replace(tiny, lm=dataclasses.replace(tiny.lm, impact_cue_span=0))
 
 
+def test_impact_cue_temperature_sharpens_the_head_outside_training_only():
+    lm = random_lm(seed=11, lead_steps=2, cues=9)
+    feats = random_features(lm)
+    dim = lm.cfg.lm.video_dim
+    logits = lm.cue_head(feats).float()
+    as_trained = lm.project_video(feats)
+    assert torch.allclose(as_trained[..., dim:], torch.softmax(logits, dim=-1)[..., 1:])
+    sharp = dataclasses.replace(lm.cfg, lm=dataclasses.replace(lm.cfg.lm, impact_cue_temperature=0.4))
+    lm.cfg = sharp
+    got = lm.project_video(feats)
+    assert torch.allclose(got[..., dim:], torch.softmax(logits / 0.4, dim=-1)[..., 1:])
+    assert torch.equal(got[..., :dim], as_trained[..., :dim])  # the video channel is untouched
+    lm.train()  # training sees the head's own probabilities, which its loss calibrates
+    assert torch.allclose(lm.project_video(feats)[..., dim:], as_trained[..., dim:])
+    lm.eval()
+    feats2 = random_features(lm, batch=2)
+    params = SamplingParams(temperature=1.0, top_k=30, cfg_scale=3.0)
+    cached = generate_window(lm, feats2, STEPS, params=params, seeds=[3, 4])
+    oracle = generate_window(lm, feats2, STEPS, params=params, seeds=[3, 4], use_cache=False)
+    assert torch.equal(cached.codes, oracle.codes)
+    tiny = preset("tiny")
+    with pytest.raises(ValueError, match="impact_cue_temperature must be above 0"):
+        dataclasses.replace(tiny, lm=dataclasses.replace(tiny.lm, impact_cue_temperature=0.0))
+
+
 def test_impact_cues_leave_every_other_initial_tensor_and_the_random_stream_alone():
     from vaura_core.model.vaura import VAura
 

@@ -713,6 +713,10 @@ def test_train_tiny_cue_span_option_config_and_card(tmp_path, capsys):
     assert f"--cue-span {other}" in card and "`lm.impact_cue_span`" in card
     same = render_model_card({"name": "t", "training": {}}, _config(None, impact_cues=True), None)
     assert "--cue-span" not in same
+    for temperature in (0.5, 1.0):
+        lm = dataclasses.replace(spanned.lm, impact_cue_temperature=temperature)
+        text = render_model_card({"name": "t", "training": {}}, dataclasses.replace(spanned, lm=lm), None)
+        assert ("logits are divided by 0.5 (`lm.impact_cue_temperature`)" in text) == (temperature == 0.5)
     out = str(tmp_path / "m")
     assert main(["train-tiny", "--out", out, "--cue-span", "0"]) == 2
     assert "--cue-span must be between 1 and 32" in capsys.readouterr().err

@@ -118,6 +118,10 @@ class LMConfig:
     # steps before a frame's first (a countdown to the hit): marked on that step alone, run 21 still
     # started some hits 50-140 ms early on the way to the floor (training notes, sixteenth session).
     impact_cue_span: int = 1
+    # With impact cues, outside training: the cue head's logits are divided by this before its
+    # softmax. Trained on soft probabilities, run 22 places hits better on sharper ones (fewer
+    # onsets on the head's weak false alarms; training notes, sixteenth session). 1: as trained.
+    impact_cue_temperature: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,10 @@ class VAuraConfig:
                 raise ValueError(
                     f"lm.impact_cues must be 0 or 1 + materials x {self.visual.tubelet} frames, got {cues}"
                 )
+        if not self.lm.impact_cue_temperature > 0:
+            raise ValueError(
+                f"lm.impact_cue_temperature must be above 0, got {self.lm.impact_cue_temperature}"
+            )
         if self.lm.impact_cue_span < 1:  # without cues it is unused, so switching cues off is one field
             raise ValueError(f"lm.impact_cue_span must be at least 1, got {self.lm.impact_cue_span}")
 
@@ -282,6 +290,7 @@ PRESETS: dict[str, VAuraConfig] = {
             video_lead_steps=2,
             impact_cues=9,
             impact_cue_span=12,
+            impact_cue_temperature=0.4,
         ),
         codec=CodecConfig(encoder_dim=4, decoder_dim=64, codebook_size=128),
     ),

@@ -310,8 +310,9 @@ class FusionLM(nn.Module):
     def project_video(self, features: Tensor, null_rows: Tensor | None = None) -> Tensor:
         """(B, Tv, feat_dim) raw visual features -> (B, Tv, video_dim). Rows where `null_rows` (B,)
         bool is set get the CFG null video instead of theirs. With `lm.impact_cues` the cue head's
-        impact-class probabilities follow on the last axis (`_video_at` splits them off), zero in
-        the null rows: the null video cues nothing."""
+        impact-class probabilities follow on the last axis (`_video_at` splits them off; sharpened by
+        `lm.impact_cue_temperature` outside training), zero in the null rows: the null video cues
+        nothing."""
         if null_rows is not None:
             null_rows = null_rows.to(features.device)
             null = self.null_features(len(features)).to(features.dtype)
@@ -319,7 +320,10 @@ class FusionLM(nn.Module):
         video = self.cls_embeddings(features)
         if not self.cfg.lm.impact_cues:
             return video
-        probs = F.softmax(self.cue_head(features).float(), dim=-1)[..., 1:]
+        logits = self.cue_head(features).float()
+        if not self.training:  # the head learns calibrated probabilities; generation sharpens them
+            logits = logits / self.cfg.lm.impact_cue_temperature
+        probs = F.softmax(logits, dim=-1)[..., 1:]
         if null_rows is not None:
             probs = probs * ~null_rows[:, None, None]
         return torch.cat([video, probs.to(video.dtype)], dim=-1)

@@ -103,6 +103,12 @@ def _alignment_note(cfg: VAuraConfig) -> str:
                 if lm.impact_cue_span > 1
                 else ""
             )
+            + (
+                f"; in generation the head's logits are divided by {lm.impact_cue_temperature:g} "
+                "(`lm.impact_cue_temperature`)"
+                if lm.impact_cue_temperature != 1
+                else ""
+            )
         )
         return (
             f"; each position sees the visual token at the time of the audio step {lm.video_lead_steps} "
