@@ -119,8 +119,9 @@ class LMConfig:
     # started some hits 50-140 ms early on the way to the floor (training notes, sixteenth session).
     impact_cue_span: int = 1
     # With impact cues, outside training: the cue head's logits are divided by this before its
-    # softmax. Trained on soft probabilities, run 22 places hits better on sharper ones (fewer
-    # onsets on the head's weak false alarms; training notes, sixteenth session). 1: as trained.
+    # softmax. Trained on soft probabilities, run 22 places hits better on sharper ones (measured in
+    # the training notes, sixteenth session; our reading: fewer onsets on the head's weak false
+    # alarms). 1: as trained.
     impact_cue_temperature: float = 1.0
 
 

@@ -379,10 +379,10 @@ class FusionLM(nn.Module):
         frame = cfg.frame_of_step(ahead)
         token, phase = frame // tubelet, frame % tubelet
         starts = (cfg.first_step_of_frame(frame) == ahead) & (token <= last)
-        b, n, materials = probs.shape[0], len(steps), probs.shape[-1] // tubelet
-        per_frame = probs[:, token.clamp(max=last)].reshape(b, n, span, tubelet, materials)
-        p = torch.gather(per_frame, 3, phase[None, :, :, None, None].expand(b, n, span, 1, materials))
-        p = p.squeeze(3) * starts[None, :, :, None]  # (B, n, span, materials)
+        materials = probs.shape[-1] // tubelet
+        # frame-major classes, so frame f = token x tubelet + phase is row f of (B, Tv x tubelet, M)
+        per_frame = probs.reshape(probs.shape[0], -1, materials)
+        p = per_frame[:, frame.clamp(max=per_frame.shape[1] - 1)] * starts[None, :, :, None]  # B n span M
         emb = self.cue_emb.reshape(span, tubelet, materials, -1)
         picked = emb[torch.arange(span, device=steps.device), phase].to(p.dtype)  # (n, span, materials, D)
         return torch.einsum("bnsm,nsmd->bnd", p, picked)
