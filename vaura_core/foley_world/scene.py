@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from vaura_core.errors import VauraError
-from vaura_core.foley_world.contact import separation
 from vaura_core.foley_world.materials import MATERIAL_NAMES, MATERIALS, Material
 
 FOLEY_WORLD_VERSION = "1.0"
@@ -436,15 +435,12 @@ class _Simulation:
             for j in range(i + 1, n):
                 if self._static(i) and self._static(j):
                     continue
-                gap, normal = separation(
-                    self.objects[i].material.shape,
-                    self.radius[i],
-                    self.objects[j].material.shape,
-                    self.radius[j],
-                    self.pos[i] - self.pos[j],
-                )
-                if gap >= 0:
+                d = self.pos[i] - self.pos[j]
+                dist = float(np.hypot(*d))
+                reach = self.radius[i] + self.radius[j]
+                if dist >= reach:
                     continue
+                normal = d / dist if dist > 1e-12 else np.array([1.0, 0.0])
                 # An object on the floor hit from above is held by the floor: it cannot give way, so the
                 # hit bounces off it cleanly instead of chattering on top of it.
                 from_above = abs(normal[1]) > 0.5
@@ -455,7 +451,7 @@ class _Simulation:
                 # Frozen objects already sit on a contact: keep them there, move only the other one.
                 pw = [0.0 if frozen[k] else w[idx] for idx, k in enumerate((i, j))]
                 if pw[0] + pw[1] > 0:
-                    overlap = -gap
+                    overlap = reach - dist
                     self.pos[i] += normal * overlap * pw[0] / (pw[0] + pw[1])
                     self.pos[j] -= normal * overlap * pw[1] / (pw[0] + pw[1])
                     self._clamp_to_box(i)

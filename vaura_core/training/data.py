@@ -42,10 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RENDER_SIZE = 128  # the `vaura foley-world` picture size; training sees the same source pictures
-# Bump when the cached clip format or Foley World's scenes change: the version is in the file name,
-# so an older cache is rendered again instead of being read without the fields it lacks or with
-# another world's pictures and events (3: collisions use the drawn outlines).
-CACHE_VERSION = 3
+# Bump when the cached clip format changes: the version is in the file name, so an older cache is
+# rendered again instead of being read without the fields it lacks.
+CACHE_VERSION = 2
 # Event label k (1..M) is material MATERIAL_CLASSES[k - 1]; 0 is "no impact starts here".
 MATERIAL_CLASSES: tuple[str, ...] = tuple(sorted(MATERIALS))
 N_EVENT_CLASSES = len(MATERIAL_CLASSES) + 1
