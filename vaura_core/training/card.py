@@ -151,6 +151,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
     from vaura_core.training.codec_train import CodecTrainSettings
     from vaura_core.training.tiny import N_CLIPS, ONSET_FADE
 
+    world = f" {st['foley_world']}" if st.get("foley_world") else ""  # recorded since version 1.1
     aux_flag = (
         (f" --clips {st['n_clips']}" if st.get("n_clips", N_CLIPS) != N_CLIPS else "")
         + (f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else "")
@@ -239,7 +240,8 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         f"- command: `vaura train-tiny --out DIR --seed {tr.get('seed')} --minutes "
         f"{st.get('minutes_budget')}{aux_flag}`; reproduce exactly with `--codec-steps "
         f"{tr.get('codec_steps')}{tower_flag} --lm-steps {tr.get('lm_steps')}`",
-        f"- codec data: {st.get('n_clips')} Foley World clips of {st.get('clip_seconds')} s (scene seeds "
+        f"- codec data: {st.get('n_clips')} Foley World{world} clips of {st.get('clip_seconds')} s "
+        "(scene seeds "
         f"{st.get('training_seeds', ['?', '?'])[0]}..{st.get('training_seeds', ['?', '?'])[-1]}); "
         f"rendering took {tr.get('data_seconds')} s",
         f"- codec: {tr.get('codec_steps')} steps in {tr.get('codec_seconds')} s; settings {st.get('codec')}; "

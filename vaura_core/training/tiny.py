@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from vaura_core.errors import VauraError
+from vaura_core.foley_world.scene import FOLEY_WORLD_VERSION
 from vaura_core.model.codec import Codec
 from vaura_core.model.config import VAuraConfig, preset
 from vaura_core.model.vaura import VAura
@@ -380,6 +381,7 @@ def train_tiny(
             "aux_weight": lm_settings.aux_weight,
             "event_classes": event_class_names(cfg.visual.tubelet, phased_events),
             "phased_events": phased_events,
+            "foley_world": FOLEY_WORLD_VERSION,  # the scenes it learned from (`foley_world.scene`)
         },
     )
     save_trained(out_dir, model, report)
