@@ -427,10 +427,10 @@ def test_training_record_and_card_show_the_event_loss():
         {"name": "t", "training": record}, dataclasses.replace(CFG, visual=preset("tiny").visual), None
     )
     assert "- note:" not in card and "--clips" not in card  # the default number of clips
-    # The Foley World version the clips came from, once recorded (runs before 1.1 did not).
+    # The Foley World version the clips came from, where the record has it (older ones do not).
     assert "Foley World clips of" in card
-    worlded = {**record, "settings": {**record["settings"], "foley_world": "1.1"}}
-    assert "Foley World 1.1 clips of" in render_model_card({"name": "t", "training": worlded}, CFG, None)
+    worlded = {**record, "settings": {**record["settings"], "foley_world": "1.0"}}
+    assert "Foley World 1.0 clips of" in render_model_card({"name": "t", "training": worlded}, CFG, None)
     fewer = {**record, "settings": {**record["settings"], "n_clips": 4}}
     assert "--clips 4 --aux-weight 0.5" in render_model_card({"name": "t", "training": fewer}, CFG, None)
     noted = render_model_card({"name": "t", "training": {**record, "note": "paused twice"}}, CFG, None)

@@ -151,7 +151,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
     from vaura_core.training.codec_train import CodecTrainSettings
     from vaura_core.training.tiny import N_CLIPS, ONSET_FADE
 
-    world = f" {st['foley_world']}" if st.get("foley_world") else ""  # recorded since version 1.1
+    world = f" {st['foley_world']}" if st.get("foley_world") else ""  # older records lack it
     aux_flag = (
         (f" --clips {st['n_clips']}" if st.get("n_clips", N_CLIPS) != N_CLIPS else "")
         + (f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else "")
