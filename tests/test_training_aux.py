@@ -435,8 +435,8 @@ def test_training_record_and_card_show_the_event_loss():
     assert "--clips 4 --aux-weight 0.5" in render_model_card({"name": "t", "training": fewer}, CFG, None)
     noted = render_model_card({"name": "t", "training": {**record, "note": "paused twice"}}, CFG, None)
     # A record without the codec's impact share is a run from before it: every excerpt was random.
-    # ... and one without the onset weight's fade held it to the end
-    assert "--onset-weight 3 --onset-fade 1 1 --codec-impact-share 0 " in card
+    # ... and one without the onset weight's fade held it to the end, one without motion loss had none
+    assert "--onset-weight 3 --onset-fade 1 1 --motion-weight 0 --codec-impact-share 0 " in card
     assert "just before an impact" not in card and ONSET_FADE != (1.0, 1.0)
     faded = {
         **record["settings"],

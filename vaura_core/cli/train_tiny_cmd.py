@@ -43,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="weight of the visual tower's auxiliary impact-event loss (default 1; 0 switches it off)",
     )
     p.add_argument(
+        "--motion-weight",
+        type=float,
+        default=None,
+        help="weight of the visual tower's dense motion loss: where each object is and how it moves, per "
+        "patch (default 1; 0 switches it off, as the runs before the eighteenth session)",
+    )
+    p.add_argument(
         "--onset-weight",
         type=float,
         default=None,
@@ -207,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         args.workers = default_workers(args.device)
     if args.workers < 1 or args.threads < 1:
         return fail("--workers and --threads must be at least 1")
-    for flag in ("aux_weight", "onset_weight"):
+    for flag in ("aux_weight", "onset_weight", "motion_weight"):
         value = getattr(args, flag)
         if value is not None and not 0 <= value < float("inf"):
             return fail(f"--{flag.replace('_', '-')} must be a finite number >= 0")
@@ -247,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
     from vaura_core.training.codec_train import CodecTrainSettings
     from vaura_core.training.lm_train import LMTrainSettings
     from vaura_core.training.tiny import (
+        MOTION_WEIGHT,
         N_PROBE_CLIPS,
         ONSET_FADE,
         ONSET_WEIGHT,
@@ -254,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
         SEEDS_PER_RUN,
         train_tiny,
     )
+    from vaura_core.training.tower_train import TowerTrainSettings
 
     if args.clips > SEEDS_PER_RUN - N_PROBE_CLIPS:
         return fail(f"--clips must be at most {SEEDS_PER_RUN - N_PROBE_CLIPS}")
@@ -264,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("CUDA was asked for but is not available")
     torch.set_num_threads(args.threads)
     fade_start, fade_end = args.onset_fade or ONSET_FADE
+    motion_weight = MOTION_WEIGHT if args.motion_weight is None else args.motion_weight
     logging.getLogger("vaura_core").setLevel(logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -289,7 +299,9 @@ def run(args: argparse.Namespace) -> int:
                 onset_weight=ONSET_WEIGHT if args.onset_weight is None else args.onset_weight,
                 onset_fade_start=fade_start,
                 onset_fade_end=fade_end,
+                motion_weight=motion_weight,
             ),
+            tower_settings=TowerTrainSettings(motion_weight=motion_weight),
             config=_config(
                 args.video_lookahead,
                 args.img_size,

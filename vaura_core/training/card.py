@@ -131,6 +131,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
     aux_weight = st.get("aux_weight", (st.get("lm") or {}).get("aux_weight", 0.0))
     lm_st = st.get("lm") or {}
     onset_weight = lm_st.get("onset_weight", 0.0)
+    motion_weight = float(lm_st.get("motion_weight", 0.0))  # older records: no motion loss
     # Older records have no fade: their weight held to the end.
     fade = (float(lm_st.get("onset_fade_start", 1.0)), float(lm_st.get("onset_fade_end", 1.0)))
     # Older manifests record no impact share: all their codec excerpts were at random offsets.
@@ -149,7 +150,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
             align_flag += f" --cue-span {cfg.lm.impact_cue_span}"
     img_size = cfg.visual.img_size
     from vaura_core.training.codec_train import CodecTrainSettings
-    from vaura_core.training.tiny import N_CLIPS, ONSET_FADE
+    from vaura_core.training.tiny import MOTION_WEIGHT, N_CLIPS, ONSET_FADE
 
     world = f" {st['foley_world']}" if st.get("foley_world") else ""  # older records lack it
     aux_flag = (
@@ -157,6 +158,7 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
         + (f" --aux-weight {aux_weight:g}" if aux_weight != 1.0 else "")
         + (f" --onset-weight {onset_weight:g}" if onset_weight else "")
         + (f" --onset-fade {fade[0]:g} {fade[1]:g}" if onset_weight and fade != ONSET_FADE else "")
+        + (f" --motion-weight {motion_weight:g}" if motion_weight != MOTION_WEIGHT else "")
         + (
             f" --codec-impact-share {impact_share:g}"
             if impact_share != CodecTrainSettings().impact_share
@@ -186,6 +188,16 @@ def render_model_card(manifest: dict[str, Any], cfg: VAuraConfig, evaluation: di
             + ") of the curve below",
         ]
         if aux_weight
+        else []
+    ) + (
+        [
+            f"- dense motion loss on the visual tower (weight {motion_weight:g}, both its stages): a linear "
+            "head, used only in training, reads each patch token before the spatial pooling and predicts "
+            "whether an object is there, its velocity, the push on it besides gravity, how near the next "
+            "object is and whether the two collide (`vaura_core/training/motion.py`); column `motion` "
+            "of the curves"
+        ]
+        if motion_weight
         else []
     )
     tower_flag = f" --tower-steps {tr.get('tower_steps')}" if tr.get("tower_steps") else ""

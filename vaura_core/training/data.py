@@ -35,6 +35,7 @@ from vaura_core.foley_world.materials import MATERIALS
 from vaura_core.media.frames import default_short_side
 from vaura_core.media.geometry import centre_crop
 from vaura_core.model.config import VAuraConfig
+from vaura_core.training.motion import motion_targets
 
 if TYPE_CHECKING:
     from vaura_core.foley_world.scene import Scene
@@ -94,6 +95,8 @@ class ClipData:
     audio: np.ndarray
     sample_rate: int
     events: FrameEvents | None = None
+    # (n_frames // tubelet, patches, channels) `motion.motion_targets`; rendered clips only, not cached.
+    motion: np.ndarray | None = None
 
 
 def frame_events(events: Sequence[dict[str, Any]], n_frames: int) -> FrameEvents:
@@ -178,6 +181,7 @@ def clip_of_scene(scene: Scene, seed: int, cfg: VAuraConfig) -> ClipData:
         np.asarray(scene.audio, dtype=np.float32),
         cfg.codec.sample_rate,
         frame_events(scene.events, len(frames)),
+        motion_targets(scene, len(frames), cfg.visual),
     )
 
 
@@ -321,6 +325,9 @@ class WindowSet:
         self.labels: list[torch.Tensor] | None = None
         if clips and len(events) == len(clips):
             self.labels = [torch.from_numpy(token_labels(e, cfg.visual.tubelet, phased)) for e in events]
+        self.motion: list[torch.Tensor] | None = None
+        if clips and all(c.motion is not None for c in clips):
+            self.motion = [torch.from_numpy(c.motion) for c in clips]  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -329,12 +336,25 @@ class WindowSet:
     def has_labels(self) -> bool:
         return self.labels is not None
 
+    def _token_slice(self, per_clip: list[torch.Tensor], ref: WindowRef) -> torch.Tensor:
+        per_segment = self.cfg.visual.tokens_per_segment
+        t0 = ref.segment * per_segment
+        return per_clip[ref.clip][t0 : t0 + self.cfg.window_segments * per_segment]
+
     def _label_slice(self, ref: WindowRef) -> torch.Tensor:
         if self.labels is None:
             raise ValueError("these clips have no event labels (hand-made clips without `events`)")
-        per_segment = self.cfg.visual.tokens_per_segment
-        t0 = ref.segment * per_segment
-        return self.labels[ref.clip][t0 : t0 + self.cfg.window_segments * per_segment]
+        return self._token_slice(self.labels, ref)
+
+    @property
+    def has_motion(self) -> bool:
+        return self.motion is not None
+
+    def token_motion(self, indices: Sequence[int]) -> torch.Tensor:
+        """Motion targets (B, window tokens, patches, channels) of the windows, as `token_labels`."""
+        if self.motion is None:
+            raise ValueError("these clips have no motion targets (only freshly rendered clips have them)")
+        return torch.stack([self._token_slice(self.motion, self.refs[i]) for i in indices])
 
     def token_labels(self, indices: Sequence[int]) -> torch.Tensor:
         """Impact labels (B, window_segments * tokens_per_segment) long, in the visual tokens' order.
@@ -367,9 +387,16 @@ class WindowSet:
 
     def step_batch(self, step: int, batch_size: int, seed: int) -> tuple[Tensor, Tensor, Tensor | None]:
         """Frames, codes and (if labelled) token labels of training step `step`: shuffled epochs."""
-        indices = EpochSampler(len(self), batch_size, seed).indices(step)
+        indices = self.step_indices(step, batch_size, seed)
         frames, codes = self.batch(indices)
         return frames, codes, self.token_labels(indices) if self.has_labels else None
+
+    def step_indices(self, step: int, batch_size: int, seed: int) -> list[int]:
+        return EpochSampler(len(self), batch_size, seed).indices(step)
+
+    def step_motion(self, step: int, batch_size: int, seed: int) -> Tensor:
+        """The motion targets of `step_batch`'s windows."""
+        return self.token_motion(self.step_indices(step, batch_size, seed))
 
 
 class EpochSampler:

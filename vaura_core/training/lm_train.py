@@ -16,6 +16,7 @@ or none; `aux_weight` times its class-weighted cross-entropy is added to the LM 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from torch import Tensor, nn
 from vaura_core.model.pattern import build_delayed
 from vaura_core.model.vaura import VAura
 from vaura_core.training.data import N_EVENT_CLASSES
+from vaura_core.training.motion import MotionAux, motion_aux
 from vaura_core.training.resume import load_part
 from vaura_core.training.schedule import StepBudget, cosine_lr
 
@@ -46,6 +48,13 @@ class BatchSource(Protocol):
 
     def step_batch(self, step: int, batch_size: int, seed: int) -> tuple[Tensor, Tensor, Tensor | None]:
         """Frames (B, S, 3, F, H, W), codes (B, Q, T) and token labels (B, Tv) or None, of step `step`."""
+        ...
+
+    @property
+    def has_motion(self) -> bool: ...
+
+    def step_motion(self, step: int, batch_size: int, seed: int) -> Tensor:
+        """Motion targets (B, Tv, patches, channels) of `step_batch`'s windows (`motion`)."""
         ...
 
 
@@ -69,6 +78,8 @@ class LMTrainSettings:
     # 1.0 and 1.0: constant to the end, as every run before 19.
     onset_fade_start: float = 1.0
     onset_fade_end: float = 1.0
+    # Weight of the tower's dense motion loss (`motion.MotionAux`); 0 trains exactly as without it.
+    motion_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.onset_fade_start <= self.onset_fade_end <= 1.0:
@@ -296,13 +307,15 @@ def train_lm(
     probe: tuple[Tensor, Tensor] | None = None,
     probe_every: int = 250,
     aux_head: EventHead | None = None,
+    motion_head: dict[str, Any] | None = None,
 ) -> LMTrainResult:
     """Train `model`'s visual tower and transformer on `data`; resumes from `checkpoint` if it exists.
 
     The batch of step k and its null-condition draws depend only on (seed, k), so a resumed run takes
     the same batches as an uninterrupted one. `probe` (held-out frames and codes) adds the
     `video_reliance` losses to the log row every `probe_every` steps and at the end. `aux_head` is an
-    event head trained before (`tower_train.pretrain_tower`) to go on with instead of a fresh one.
+    event head trained before (`tower_train.pretrain_tower`) to go on with instead of a fresh one;
+    `motion_head` likewise the state of its `MotionAux`, used when `settings.motion_weight` > 0.
     """
     s = settings or LMTrainSettings()
     if not s.aux_weight >= 0:
@@ -312,6 +325,9 @@ def train_lm(
     if s.onset_weight > 0 and not data.has_labels:
         raise ValueError("onset weighting needs clips with event labels (or onset_weight=0)")
     use_aux = s.aux_weight > 0
+    motion = motion_aux(model.visual_feature_extractor, data, s.motion_weight, s.lr, seed)
+    if motion is not None and motion_head is not None:
+        motion.load_state_dict(motion_head)
     if use_aux and not data.has_labels:
         raise ValueError("the auxiliary event loss needs clips with event labels (or aux_weight=0)")
     device = model.device
@@ -359,6 +375,8 @@ def train_lm(
             # A checkpoint without the head (or a run without it): resume the model's groups; a
             # head that is wanted starts fresh, with fresh moments.
             opt.load_state_dict(_first_groups(state["optimizer"], n_model_groups))
+        if motion is not None and "motion" in state:
+            motion.load_state_dict(state["motion"])
         step = int(state["step"])
         history = [dict(zip(state["history_keys"], row, strict=True)) for row in state["history"].tolist()]
         log.info("resumed the LM from %s at step %d", checkpoint, step)
@@ -372,75 +390,86 @@ def train_lm(
     budget.start(step)
     budget.update(step)
     acc_loss, acc_q, acc_n = 0.0, None, 0
-    acc_aux, acc_correct, acc_impacts = 0.0, 0, 0
-    while not budget.finished(step):
-        lr = cosine_lr(step, budget.total, s.lr, s.warmup)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        frames, codes, labels = data.step_batch(step, s.batch_size, seed)
-        g = torch.Generator().manual_seed(seed * 7919 + step)
-        null_mask = torch.rand(len(codes), generator=g) < s.cfg_dropout
-        feats = visual_features(model, frames.to(device))
-        weight = None
-        extra = s.onset_weight_at(step, budget.total)
-        if extra > 0:
-            if labels is None:
-                raise ValueError("the batch source gave no event labels")
-            weight = onset_token_weights(labels.to(device), codes.shape[-1], extra, ~null_mask.to(device))
-        loss, per_q = lm_loss_from_features(model, feats, codes.to(device), null_mask.to(device), weight)
-        total = loss
-        if head is not None:
-            # On the tower's own features of every sample, those the LM saw as the null video
-            # included: the null embedding says nothing about events, the real features should.
-            if labels is None:
-                raise ValueError("the batch source gave no event labels")
-            aux, correct, impacts = aux_event_loss(head, feats, labels.to(device), class_weight)
-            total = loss + s.aux_weight * aux
-            acc_aux += float(aux.detach())
-            acc_correct += correct
-            acc_impacts += impacts
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        params = [p for part in trainable_parts(model) for p in part.parameters() if p.requires_grad]
-        if own_head:
-            params += list(head.parameters())
-        nn.utils.clip_grad_norm_(params, s.grad_clip)
-        opt.step()
-        step += 1
-        budget.update(step)
-        acc_loss += float(loss.detach())
-        acc_q = per_q.cpu() if acc_q is None else acc_q + per_q.cpu()
-        acc_n += 1
-        if step % log_every == 0 or budget.finished(step):
-            row = {"step": float(step), "lr": lr, "loss": acc_loss / acc_n}
-            row.update({f"q{q}": float(v) / acc_n for q, v in enumerate(acc_q)})
+    acc_aux, acc_correct, acc_impacts, acc_motion = 0.0, 0, 0, 0.0
+    capture = motion.capture() if motion is not None else contextlib.nullcontext()
+    with capture:
+        while not budget.finished(step):
+            lr = cosine_lr(step, budget.total, s.lr, s.warmup)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            frames, codes, labels = data.step_batch(step, s.batch_size, seed)
+            g = torch.Generator().manual_seed(seed * 7919 + step)
+            null_mask = torch.rand(len(codes), generator=g) < s.cfg_dropout
+            feats = visual_features(model, frames.to(device))
+            weight = None
+            extra = s.onset_weight_at(step, budget.total)
+            if extra > 0:
+                if labels is None:
+                    raise ValueError("the batch source gave no event labels")
+                weight = onset_token_weights(labels.to(device), codes.shape[-1], extra, ~null_mask.to(device))
+            loss, per_q = lm_loss_from_features(model, feats, codes.to(device), null_mask.to(device), weight)
+            total = loss
             if head is not None:
-                row["aux"] = acc_aux / acc_n
-                row["aux_acc"] = acc_correct / acc_impacts if acc_impacts else float("nan")
-            if probe is not None and (step % probe_every == 0 or budget.finished(step)):
-                own, other = video_reliance(model, probe[0].to(device), probe[1].to(device))
-                row["probe_own"], row["probe_other"] = own, other
-                log.info("held-out loss: own video %.4f, another clip's video %.4f", own, other)
-            history.append(row)
-            acc_loss, acc_q, acc_n = 0.0, None, 0
-            acc_aux, acc_correct, acc_impacts = 0.0, 0, 0
-            aux_text = f"  aux {row['aux']:.4f}  aux acc {row['aux_acc']:.3f}" if head is not None else ""
-            log.info(
-                "lm step %d/%d  loss %.4f  q0 %.4f%s  lr %.2e",
-                step,
-                budget.total,
-                row["loss"],
-                row["q0"],
-                aux_text,
-                lr,
-            )
-            if on_log is not None:
-                on_log(row)
-        if checkpoint is not None and time.perf_counter() - last_save > checkpoint_seconds:
-            save_checkpoint(checkpoint, model, opt, step, history, head)
-            last_save = time.perf_counter()
+                # On the tower's own features of every sample, those the LM saw as the null video
+                # included: the null embedding says nothing about events, the real features should.
+                if labels is None:
+                    raise ValueError("the batch source gave no event labels")
+                aux, correct, impacts = aux_event_loss(head, feats, labels.to(device), class_weight)
+                total = loss + s.aux_weight * aux
+                acc_aux += float(aux.detach())
+                acc_correct += correct
+                acc_impacts += impacts
+            if motion is not None:
+                motion_loss = motion.loss(data.step_motion(step, s.batch_size, seed))
+                total = total + motion.weight * motion_loss
+                acc_motion += float(motion_loss.detach())
+                motion.zero_grad()
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            params = [p for part in trainable_parts(model) for p in part.parameters() if p.requires_grad]
+            if own_head:
+                params += list(head.parameters())
+            nn.utils.clip_grad_norm_(params, s.grad_clip)
+            opt.step()
+            if motion is not None:
+                motion.step(lr, s.grad_clip)
+            step += 1
+            budget.update(step)
+            acc_loss += float(loss.detach())
+            acc_q = per_q.cpu() if acc_q is None else acc_q + per_q.cpu()
+            acc_n += 1
+            if step % log_every == 0 or budget.finished(step):
+                row = {"step": float(step), "lr": lr, "loss": acc_loss / acc_n}
+                row.update({f"q{q}": float(v) / acc_n for q, v in enumerate(acc_q)})
+                if head is not None:
+                    row["aux"] = acc_aux / acc_n
+                    row["aux_acc"] = acc_correct / acc_impacts if acc_impacts else float("nan")
+                if motion is not None:
+                    row["motion"] = acc_motion / acc_n
+                if probe is not None and (step % probe_every == 0 or budget.finished(step)):
+                    own, other = video_reliance(model, probe[0].to(device), probe[1].to(device))
+                    row["probe_own"], row["probe_other"] = own, other
+                    log.info("held-out loss: own video %.4f, another clip's video %.4f", own, other)
+                history.append(row)
+                acc_loss, acc_q, acc_n = 0.0, None, 0
+                acc_aux, acc_correct, acc_impacts, acc_motion = 0.0, 0, 0, 0.0
+                aux_text = f"  aux {row['aux']:.4f}  aux acc {row['aux_acc']:.3f}" if head is not None else ""
+                log.info(
+                    "lm step %d/%d  loss %.4f  q0 %.4f%s  lr %.2e",
+                    step,
+                    budget.total,
+                    row["loss"],
+                    row["q0"],
+                    aux_text,
+                    lr,
+                )
+                if on_log is not None:
+                    on_log(row)
+            if checkpoint is not None and time.perf_counter() - last_save > checkpoint_seconds:
+                save_checkpoint(checkpoint, model, opt, step, history, head, motion)
+                last_save = time.perf_counter()
     if checkpoint is not None:
-        save_checkpoint(checkpoint, model, opt, step, history, head)
+        save_checkpoint(checkpoint, model, opt, step, history, head, motion)
     model.requires_grad_(False).eval()
     if head is not None:
         head.requires_grad_(False).eval()
@@ -454,6 +483,7 @@ def save_checkpoint(
     step: int,
     history: list[dict[str, float]],
     aux_head: EventHead | None = None,
+    motion: MotionAux | None = None,
 ) -> None:
     """Write the training state atomically (temp file in the same folder, then rename).
 
@@ -471,6 +501,8 @@ def save_checkpoint(
     }
     if aux_head is not None:
         state["aux_head"] = aux_head.state_dict()
+    if motion is not None:
+        state["motion"] = motion.state_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)

@@ -169,10 +169,21 @@ class ClipStream:
     def step_batch(self, step: int, batch_size: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
         """Frames, codes and token labels of step `step` (uniform over the available windows)."""
         data = self.window_set(step)
-        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        indices = torch.randint(len(data), (batch_size,), generator=g).tolist()
+        indices = self._indices(data, step, batch_size, seed)
         frames, codes = data.batch(indices)
         return frames, codes, data.token_labels(indices)
+
+    has_motion = True
+
+    def step_motion(self, step: int, batch_size: int, seed: int) -> Tensor:
+        """The motion targets of `step_batch`'s windows (`motion.motion_targets`)."""
+        data = self.window_set(step)
+        return data.token_motion(self._indices(data, step, batch_size, seed))
+
+    @staticmethod
+    def _indices(data: WindowSet, step: int, batch_size: int, seed: int) -> list[int]:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        return torch.randint(len(data), (batch_size,), generator=g).tolist()
 
     def close(self) -> None:
         if self._pool is not None:

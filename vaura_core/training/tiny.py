@@ -53,6 +53,8 @@ N_CLIPS = 120  # fixed clips the codec learns from
 ONSET_WEIGHT = 5.0  # extra loss weight of impact tokens (docs/training-notes.md, runs 6 and 7)
 # Fractions of the transformer steps where the onset weight starts to fall and reaches 0 (run 19).
 ONSET_FADE = (0.5, 0.7)
+# Weight of the tower's dense motion loss in both its stages (`motion`; training notes, 18th session).
+MOTION_WEIGHT = 1.0
 PHASED_EVENTS = True  # event labels name the impact's frame in its token (training notes, run 16)
 RESERVE_SECONDS = 90.0  # encoding the clips and writing the model
 
@@ -223,11 +225,14 @@ def train_tiny(
     torch.use_deterministic_algorithms(True, warn_only=True)
     codec_settings = codec_settings or CodecTrainSettings()
     lm_settings = lm_settings or LMTrainSettings(
-        onset_weight=ONSET_WEIGHT, onset_fade_start=ONSET_FADE[0], onset_fade_end=ONSET_FADE[1]
+        onset_weight=ONSET_WEIGHT,
+        onset_fade_start=ONSET_FADE[0],
+        onset_fade_end=ONSET_FADE[1],
+        motion_weight=MOTION_WEIGHT,
     )
     lm_stream, tower_stream = stream_workers(workers)
     stream_settings = stream_settings or lm_stream
-    tower_settings = tower_settings or TowerTrainSettings()
+    tower_settings = tower_settings or TowerTrainSettings(motion_weight=MOTION_WEIGHT)
     reused_seconds = 0.0  # of stages done by an earlier, interrupted run
 
     def left() -> float:
@@ -299,6 +304,7 @@ def train_tiny(
                 f"{tower_file}: its event head was trained on {'plain' if phased_events else 'phased'} "
                 f"labels; delete it (and tower-meta.json) to pretrain the tower again"
             )
+        motion_state = state.get("motion")
         meta = json.loads(tower_meta.read_text())
         n_tower, tower_seconds, tower_history = int(meta["steps"]), float(meta["seconds"]), meta["history"]
         reused_seconds += tower_seconds
@@ -319,8 +325,10 @@ def train_tiny(
                 settings=tower_settings,
             )
         head, n_tower, tower_seconds = res_tower.head, res_tower.steps, res_tower.seconds
-        tower_history = res_tower.history
+        tower_history, motion_state = res_tower.history, res_tower.motion
         state = {"tower": model.visual_feature_extractor.state_dict(), "head": head.state_dict()}
+        if motion_state is not None:
+            state["motion"] = motion_state
         torch.save(state, tower_file)
         meta = {"steps": n_tower, "seconds": tower_seconds, "history": tower_history}
         tower_meta.write_text(json.dumps(meta))
@@ -343,6 +351,7 @@ def train_tiny(
             checkpoint=work / "lm.pt",
             probe=probe,
             aux_head=head if lm_settings.aux_weight > 0 else None,
+            motion_head=motion_state,
         )
         stream_clips = stream.clips_used(res_lm.steps)
 
@@ -379,6 +388,7 @@ def train_tiny(
             "lm": asdict(lm_settings),
             # Also inside "lm"; on its own so the card and readers need not know the settings' layout.
             "aux_weight": lm_settings.aux_weight,
+            "motion_weight": lm_settings.motion_weight,
             "event_classes": event_class_names(cfg.visual.tubelet, phased_events),
             "phased_events": phased_events,
             "foley_world": FOLEY_WORLD_VERSION,  # the scenes it learned from (`foley_world.scene`)
@@ -431,8 +441,9 @@ def training_record(report: TinyTrainingReport) -> dict[str, Any]:
         "tower_seconds": round(report.tower_seconds, 1),
         "settings": report.settings,
         "codec_curve": summary(report.codec_history, ("total", "mel", "wave", "commit")),
-        "tower_curve": summary(report.tower_history, ("aux", "aux_acc")),
+        "tower_curve": summary(report.tower_history, ("aux", "aux_acc", "motion")),
         "lm_curve": summary(
-            report.lm_history, ("loss", "q0", "q1", "q8", "aux", "aux_acc", "probe_own", "probe_other")
+            report.lm_history,
+            ("loss", "q0", "q1", "q8", "aux", "aux_acc", "motion", "probe_own", "probe_other"),
         ),
     }

@@ -11,9 +11,11 @@ what it can tell apart is what the transformer can use from its first step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +30,7 @@ from vaura_core.training.lm_train import (
     make_optimizer,
     visual_features,
 )
+from vaura_core.training.motion import motion_aux
 from vaura_core.training.schedule import StepBudget, cosine_lr
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ class TowerTrainSettings:
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
+    motion_weight: float = 0.0  # the dense motion loss (`motion.MotionAux`); 0: events only
 
 
 @dataclass
@@ -49,6 +53,7 @@ class TowerTrainResult:
     seconds: float
     head: EventHead
     history: list[dict[str, float]] = field(default_factory=list)
+    motion: dict[str, Any] | None = None  # the motion head's state, for the transformer stage
 
 
 def pretrain_tower(
@@ -76,44 +81,58 @@ def pretrain_tower(
     opt = make_optimizer(model, opt_settings, parts=[tower, head])
     class_weight = aux_class_weights(counts).to(device)
     params = [p for group in opt.param_groups for p in group["params"]]
+    motion = motion_aux(tower, data, s.motion_weight, s.lr, seed)
     history: list[dict[str, float]] = []
-    acc_loss, acc_n, acc_correct, acc_impacts = 0.0, 0, 0, 0
+    acc_loss, acc_n, acc_correct, acc_impacts, acc_motion = 0.0, 0, 0, 0, 0.0
     t0 = time.perf_counter()
     budget.start()
     step = 0
-    while not budget.finished(step):
-        lr = cosine_lr(step, budget.total, s.lr, s.warmup)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        frames, _codes, labels = data.step_batch(step, s.batch_size, seed)
-        assert labels is not None
-        feats = visual_features(model, frames.to(device))
-        loss, correct, impacts = aux_event_loss(head, feats, labels.to(device), class_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(params, s.grad_clip)
-        opt.step()
-        step += 1
-        budget.update(step)
-        acc_loss += float(loss.detach())
-        acc_n += 1
-        acc_correct += correct
-        acc_impacts += impacts
-        if step % log_every == 0 or budget.finished(step):
-            row = {
-                "step": float(step),
-                "lr": lr,
-                "aux": acc_loss / acc_n,
-                "aux_acc": acc_correct / acc_impacts if acc_impacts else float("nan"),
-            }
-            history.append(row)
-            acc_loss, acc_n, acc_correct, acc_impacts = 0.0, 0, 0, 0
-            log.info(
-                "tower step %d/%d  event loss %.4f  impact accuracy %.3f  lr %.2e",
-                step,
-                budget.total,
-                row["aux"],
-                row["aux_acc"],
-                lr,
-            )
-    return TowerTrainResult(step, time.perf_counter() - t0, head, history)
+    capture = motion.capture() if motion is not None else contextlib.nullcontext()
+    with capture:
+        while not budget.finished(step):
+            lr = cosine_lr(step, budget.total, s.lr, s.warmup)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            frames, _codes, labels = data.step_batch(step, s.batch_size, seed)
+            assert labels is not None
+            feats = visual_features(model, frames.to(device))
+            loss, correct, impacts = aux_event_loss(head, feats, labels.to(device), class_weight)
+            total = loss
+            if motion is not None:
+                motion_loss = motion.loss(data.step_motion(step, s.batch_size, seed))
+                total = loss + motion.weight * motion_loss
+                acc_motion += float(motion_loss.detach())
+                motion.zero_grad()
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            nn.utils.clip_grad_norm_(params, s.grad_clip)
+            opt.step()
+            if motion is not None:
+                motion.step(lr, s.grad_clip)
+            step += 1
+            budget.update(step)
+            acc_loss += float(loss.detach())
+            acc_n += 1
+            acc_correct += correct
+            acc_impacts += impacts
+            if step % log_every == 0 or budget.finished(step):
+                row = {
+                    "step": float(step),
+                    "lr": lr,
+                    "aux": acc_loss / acc_n,
+                    "aux_acc": acc_correct / acc_impacts if acc_impacts else float("nan"),
+                }
+                if motion is not None:
+                    row["motion"] = acc_motion / acc_n
+                history.append(row)
+                acc_loss, acc_n, acc_correct, acc_impacts, acc_motion = 0.0, 0, 0, 0, 0.0
+                log.info(
+                    "tower step %d/%d  event loss %.4f  impact accuracy %.3f  lr %.2e",
+                    step,
+                    budget.total,
+                    row["aux"],
+                    row["aux_acc"],
+                    lr,
+                )
+    motion_state = motion.state_dict() if motion is not None else None
+    return TowerTrainResult(step, time.perf_counter() - t0, head, history, motion_state)
