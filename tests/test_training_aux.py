@@ -374,14 +374,10 @@ def test_checkpoints_resume_across_the_event_head_switch(tmp_path):
     assert len(torch.load(ckpt, weights_only=True)["optimizer"]["param_groups"]) == 2
 
 
-def test_training_record_and_card_show_the_event_loss():
-    from vaura_core.training.card import render_model_card
-    from vaura_core.training.tiny import ONSET_FADE, TinyTrainingReport, training_record
+def record_of(history: list[dict[str, float]], settings: dict[str, object]) -> dict[str, object]:
+    """The manifest's training record of a made-up run with this transformer curve and settings."""
+    from vaura_core.training.tiny import TinyTrainingReport, training_record
 
-    history = [
-        {"step": 1.0, "loss": 4.0, "q0": 4.0, "q1": 4.0, "q8": 4.0, "aux": 1.5, "aux_acc": math.nan},
-        {"step": 2.0, "loss": 3.0, "q0": 3.0, "q1": 3.0, "q8": 3.0, "aux": 0.9, "aux_acc": 0.25},
-    ]
     report = TinyTrainingReport(
         out_dir=None,  # type: ignore[arg-type]
         seed=0,
@@ -389,12 +385,23 @@ def test_training_record_and_card_show_the_event_loss():
         data_seconds=0.1,
         codec_steps=1,
         codec_seconds=0.1,
-        lm_steps=2,
+        lm_steps=len(history),
         lm_seconds=0.5,
         lm_history=history,
-        settings={"aux_weight": 0.5, "lm": {"aux_weight": 0.5, "onset_weight": 3.0}},
+        settings=settings,
     )
-    record = training_record(report)
+    return training_record(report)
+
+
+def test_training_record_and_card_show_the_event_loss():
+    from vaura_core.training.card import render_model_card
+    from vaura_core.training.tiny import ONSET_FADE
+
+    history = [
+        {"step": 1.0, "loss": 4.0, "q0": 4.0, "q1": 4.0, "q8": 4.0, "aux": 1.5, "aux_acc": math.nan},
+        {"step": 2.0, "loss": 3.0, "q0": 3.0, "q1": 3.0, "q8": 3.0, "aux": 0.9, "aux_acc": 0.25},
+    ]
+    record = record_of(history, {"aux_weight": 0.5, "lm": {"aux_weight": 0.5, "onset_weight": 3.0}})
     assert record["lm_curve"][0] == {"step": 1.0, "loss": 4.0, "q0": 4.0, "q1": 4.0, "q8": 4.0, "aux": 1.5}
     assert record["lm_curve"][1]["aux_acc"] == 0.25
     card = render_model_card({"name": "t", "training": record}, CFG, None)

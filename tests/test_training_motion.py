@@ -97,8 +97,7 @@ def test_the_motion_loss_falls_and_needs_capture():
         with aux.capture():
             for _ in range(15):
                 tower(frames)
-                loss = aux.loss(targets)
-                aux.zero_grad()
+                loss = aux.batch_loss(data, 0, 2, seed=0)
                 loss.backward()
                 aux.step(2e-2, 1.0)
                 losses.append(float(loss.detach()))
@@ -172,23 +171,14 @@ def test_train_tiny_cli_motion_weight(tmp_path, capsys):
 
 
 def test_the_card_names_the_motion_loss_and_its_weight():
+    from tests.test_training_aux import record_of
     from vaura_core.training.card import render_model_card
-    from vaura_core.training.tiny import MOTION_WEIGHT, TinyTrainingReport, training_record
+    from vaura_core.training.tiny import MOTION_WEIGHT
 
     def card(weight: float) -> str:
-        report = TinyTrainingReport(
-            out_dir=None,  # type: ignore[arg-type]
-            seed=0,
-            seconds=1.0,
-            data_seconds=0.1,
-            codec_steps=1,
-            codec_seconds=0.1,
-            lm_steps=1,
-            lm_seconds=0.5,
-            lm_history=[{"step": 1.0, "loss": 4.0, "q0": 4.0, "motion": 0.8}],
-            settings={"aux_weight": 1.0, "lm": {"aux_weight": 1.0, "motion_weight": weight}},
-        )
-        return render_model_card({"name": "t", "training": training_record(report)}, TINY, None)
+        history = [{"step": 1.0, "loss": 4.0, "q0": 4.0, "motion": 0.8}]
+        record = record_of(history, {"aux_weight": 1.0, "lm": {"aux_weight": 1.0, "motion_weight": weight}})
+        return render_model_card({"name": "t", "training": record}, TINY, None)
 
     shipped = card(MOTION_WEIGHT)
     assert "dense motion loss on the visual tower (weight 1," in shipped and "--motion-weight" not in shipped

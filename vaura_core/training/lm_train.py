@@ -16,7 +16,6 @@ or none; `aux_weight` times its class-weighted cross-entropy is added to the LM 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from torch import Tensor, nn
 from vaura_core.model.pattern import build_delayed
 from vaura_core.model.vaura import VAura
 from vaura_core.training.data import N_EVENT_CLASSES
-from vaura_core.training.motion import MotionAux, motion_aux
+from vaura_core.training.motion import MotionAux, capturing, motion_aux
 from vaura_core.training.resume import load_part
 from vaura_core.training.schedule import StepBudget, cosine_lr
 
@@ -391,8 +390,7 @@ def train_lm(
     budget.update(step)
     acc_loss, acc_q, acc_n = 0.0, None, 0
     acc_aux, acc_correct, acc_impacts, acc_motion = 0.0, 0, 0, 0.0
-    capture = motion.capture() if motion is not None else contextlib.nullcontext()
-    with capture:
+    with capturing(motion):
         while not budget.finished(step):
             lr = cosine_lr(step, budget.total, s.lr, s.warmup)
             for group in opt.param_groups:
@@ -420,10 +418,9 @@ def train_lm(
                 acc_correct += correct
                 acc_impacts += impacts
             if motion is not None:
-                motion_loss = motion.loss(data.step_motion(step, s.batch_size, seed))
+                motion_loss = motion.batch_loss(data, step, s.batch_size, seed)
                 total = total + motion.weight * motion_loss
                 acc_motion += float(motion_loss.detach())
-                motion.zero_grad()
             opt.zero_grad(set_to_none=True)
             total.backward()
             params = [p for part in trainable_parts(model) for p in part.parameters() if p.requires_grad]

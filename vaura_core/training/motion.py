@@ -128,8 +128,11 @@ class MotionAux:
         where[..., 1:] = (targets[..., :1] > 0).float()
         return (((pred - (targets - mean) / std) ** 2) * where).sum() / where.sum()
 
-    def zero_grad(self) -> None:
+    def batch_loss(self, data: Any, step: int, batch_size: int, seed: int) -> Tensor:
+        """`loss` against the targets of a batch source's step (its `step_motion`), the head's
+        gradients cleared for the backward pass to come."""
         self.opt.zero_grad(set_to_none=True)
+        return self.loss(data.step_motion(step, batch_size, seed))
 
     def step(self, lr: float, clip: float) -> None:
         for group in self.opt.param_groups:
@@ -155,3 +158,8 @@ def motion_aux(tower: MotionFormer, data: object, weight: float, lr: float, seed
     if not getattr(data, "has_motion", False):
         raise ValueError("the motion loss needs freshly rendered clips with motion targets (or weight 0)")
     return MotionAux(tower, weight, lr, seed)
+
+
+def capturing(motion: MotionAux | None) -> contextlib.AbstractContextManager[Any]:
+    """`motion.capture()`, or nothing to do without a motion loss."""
+    return motion.capture() if motion is not None else contextlib.nullcontext()

@@ -11,7 +11,6 @@ what it can tell apart is what the transformer can use from its first step.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from vaura_core.training.lm_train import (
     make_optimizer,
     visual_features,
 )
-from vaura_core.training.motion import motion_aux
+from vaura_core.training.motion import capturing, motion_aux
 from vaura_core.training.schedule import StepBudget, cosine_lr
 
 log = logging.getLogger(__name__)
@@ -87,8 +86,7 @@ def pretrain_tower(
     t0 = time.perf_counter()
     budget.start()
     step = 0
-    capture = motion.capture() if motion is not None else contextlib.nullcontext()
-    with capture:
+    with capturing(motion):
         while not budget.finished(step):
             lr = cosine_lr(step, budget.total, s.lr, s.warmup)
             for group in opt.param_groups:
@@ -99,10 +97,9 @@ def pretrain_tower(
             loss, correct, impacts = aux_event_loss(head, feats, labels.to(device), class_weight)
             total = loss
             if motion is not None:
-                motion_loss = motion.loss(data.step_motion(step, s.batch_size, seed))
+                motion_loss = motion.batch_loss(data, step, s.batch_size, seed)
                 total = loss + motion.weight * motion_loss
                 acc_motion += float(motion_loss.detach())
-                motion.zero_grad()
             opt.zero_grad(set_to_none=True)
             total.backward()
             nn.utils.clip_grad_norm_(params, s.grad_clip)
