@@ -31,7 +31,8 @@ def _collision_scene():
 
 def test_targets_put_each_object_in_the_patch_that_shows_it():
     seed, scene = _collision_scene()
-    clip = clip_of_scene(scene, seed, TINY)
+    assert clip_of_scene(scene, seed, TINY).motion is None  # only the training streams need them
+    clip = clip_of_scene(scene, seed, TINY, motion=True)
     targets = clip.motion
     assert targets is not None
     grid, patch, tub = 4, TINY.visual.patch_size, TINY.visual.tubelet

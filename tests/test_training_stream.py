@@ -76,7 +76,7 @@ def test_a_stream_without_codec_gives_zero_codes_of_the_right_shape():
 
 
 def test_a_failing_scene_is_named(monkeypatch: pytest.MonkeyPatch):
-    def broken(seed: int, cfg: object, duration: float) -> None:
+    def broken(seed: int, cfg: object, duration: float, **kw: object) -> None:
         raise RuntimeError("no pictures")
 
     monkeypatch.setattr(stream_mod, "render_clip", broken)

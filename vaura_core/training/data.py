@@ -95,7 +95,7 @@ class ClipData:
     audio: np.ndarray
     sample_rate: int
     events: FrameEvents | None = None
-    # (n_frames // tubelet, patches, channels) `motion.motion_targets`; rendered clips only, not cached.
+    # (n_frames // tubelet, patches, channels) `motion.motion_targets`: the training streams' clips only.
     motion: np.ndarray | None = None
 
 
@@ -172,8 +172,9 @@ def render_scene(seed: int, cfg: VAuraConfig, duration: float) -> Scene:
     )
 
 
-def clip_of_scene(scene: Scene, seed: int, cfg: VAuraConfig) -> ClipData:
-    """A rendered scene shrunk for the model, with its per-frame event labels."""
+def clip_of_scene(scene: Scene, seed: int, cfg: VAuraConfig, *, motion: bool = False) -> ClipData:
+    """A rendered scene shrunk for the model, with its per-frame event labels (and with `motion`, the
+    tower's motion targets: only the training streams use them)."""
     frames = model_frames(np.stack(list(scene.frames())), cfg.visual.img_size)
     return ClipData(
         seed,
@@ -181,13 +182,13 @@ def clip_of_scene(scene: Scene, seed: int, cfg: VAuraConfig) -> ClipData:
         np.asarray(scene.audio, dtype=np.float32),
         cfg.codec.sample_rate,
         frame_events(scene.events, len(frames)),
-        motion_targets(scene, len(frames), cfg.visual),
+        motion_targets(scene, len(frames), cfg.visual) if motion else None,
     )
 
 
-def render_clip(seed: int, cfg: VAuraConfig, duration: float) -> ClipData:
+def render_clip(seed: int, cfg: VAuraConfig, duration: float, *, motion: bool = False) -> ClipData:
     """Simulate and render Foley World scene `seed` (at the model's fps) and shrink it for the model."""
-    return clip_of_scene(render_scene(seed, cfg, duration), seed, cfg)
+    return clip_of_scene(render_scene(seed, cfg, duration), seed, cfg, motion=motion)
 
 
 def _cache_path(cache_dir: Path, seed: int, size: int) -> Path:

@@ -45,7 +45,8 @@ def motion_targets(scene: Scene, n_frames: int, visual: VisualConfig) -> np.ndar
     token: "occupied" 1; "vx", "vy" its velocity (world units / s) averaged over the token's frames;
     "push" log(1 + 10 |dv - g dt|) summed over them (what pushed it besides gravity: contacts, and a
     steady push while it rests); "near" exp(-gap / NEAR_SCALE) for the closest other object's outline;
-    "collision" 1 when it collides with another object in the token.
+    "collision" 1 when it collides with another object in the token. Objects sharing a patch add their
+    velocities and pushes; "near" and "collision" take the largest.
     """
     tub, grid = visual.tubelet, visual.img_size // visual.patch_size
     render = scene.spec.size
@@ -77,8 +78,8 @@ def motion_targets(scene: Scene, n_frames: int, visual: VisualConfig) -> np.ndar
             cell[0] = 1.0
             cell[1:3] += vel[k, i] / tub
             cell[3] += np.log1p(10.0 * push[k, i])
-            if len(radii) > 1:
-                cell[4] = max(cell[4], float(np.exp(-max(gaps[i].min(), 0.0) / NEAR_SCALE)))
+            # Alone in the scene its gap is infinite: nothing near.
+            cell[4] = max(cell[4], float(np.exp(-max(gaps[i].min(), 0.0) / NEAR_SCALE)))
             if (k, i) in collides:
                 cell[5] = 1.0
     return out

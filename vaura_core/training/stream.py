@@ -71,7 +71,7 @@ def _init_worker(
 
 def _encoded_clip(seed: int) -> EncodedClip:
     cfg: VAuraConfig = _WORKER["cfg"]
-    clip = render_clip(seed, cfg, _WORKER["duration"])
+    clip = render_clip(seed, cfg, _WORKER["duration"], motion=True)
     wave = torch.from_numpy(padded_audio(cfg, clip))
     if _WORKER["codec"] is None:  # frames and labels only: placeholder codes of the right shape
         codes = np.zeros((cfg.n_codebooks, len(wave) // cfg.codec.hop_length), dtype=np.int16)
