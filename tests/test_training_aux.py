@@ -728,6 +728,10 @@ def test_train_tiny_cue_span_option_config_and_card(tmp_path, capsys):
         lm = dataclasses.replace(spanned.lm, impact_cue_temperature=temperature)
         text = render_model_card({"name": "t", "training": {}}, dataclasses.replace(spanned, lm=lm), None)
         assert ("logits are divided by 0.5 (`lm.impact_cue_temperature`)" in text) == (temperature == 0.5)
+    for views in (1, 2):
+        lm = dataclasses.replace(spanned.lm, impact_cue_views=views)
+        text = render_model_card({"name": "t", "training": {}}, dataclasses.replace(spanned, lm=lm), None)
+        assert ("in 2 segmentations of the clip" in text and "`lm.impact_cue_views`" in text) == (views == 2)
     out = str(tmp_path / "m")
     assert main(["train-tiny", "--out", out, "--cue-span", "0"]) == 2
     assert "--cue-span must be between 1 and 32" in capsys.readouterr().err

@@ -48,10 +48,14 @@ ProgressCallback = Callable[[Progress], None]
 
 @dataclass(frozen=True)
 class ClipFeatures:
-    """Visual features of a whole clip: (segments, tokens_per_segment, feat_dim), padded to >= 1 window."""
+    """Visual features of a whole clip: (segments, tokens_per_segment, feat_dim), padded to >= 1 window.
+
+    `cue_features`, same shape, are what the impact cues read when the model takes them from several
+    segmentations (`lm.impact_cue_views`); None: the cues read `features`."""
 
     features: Tensor
     duration: float
+    cue_features: Tensor | None = None
 
 
 @dataclass
@@ -170,14 +174,19 @@ class Engine:
         dim = clip.features.shape[-1]
         for (j, ks), n_steps, n_tokens in zip(schedule, steps, lengths, strict=True):
             first = plans[ks[0]][j]
-            feats = torch.cat(
-                [
-                    clip.features[plans[k][j].segment : plans[k][j].segment + segs]
-                    .reshape(1, -1, dim)
-                    .expand(len(seeds), -1, -1)
-                    for k in ks
-                ]
-            )
+
+            def window_rows(per_segment: Tensor, j: int = j, ks: list[int] = ks) -> Tensor:
+                return torch.cat(
+                    [
+                        per_segment[plans[k][j].segment : plans[k][j].segment + segs]
+                        .reshape(1, -1, dim)
+                        .expand(len(seeds), -1, -1)
+                        for k in ks
+                    ]
+                )
+
+            feats = window_rows(clip.features)
+            cue_feats = None if clip.cue_features is None else window_rows(clip.cue_features)
             prompt = None
             if first.prompt_len:
                 width = max(plans[k][j].prompt_len for k in ks)
@@ -213,6 +222,7 @@ class Engine:
                 self.model.sampler,
                 feats,
                 n_tokens,
+                cue_features=cue_feats,
                 params=params,
                 seeds=[window_seed(s, j + k * CHAIN_SEED_STRIDE) for k in ks for s in seeds],
                 prompt=prompt,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from vaura_core.engine.cue_views import CueViews
 from vaura_core.engine.engine import ClipFeatures, Progress
 from vaura_core.engine.timeline import Timeline
 from vaura_core.errors import Cancelled
@@ -45,6 +46,8 @@ def compute_clip_features(
     last: torch.Tensor | None = None
     clock = {"decode": 0.0, "features": 0.0}
     segments = model_segments(info, cfg)
+    many_views = cfg.lm.impact_cues and cfg.lm.impact_cue_views > 1
+    views = CueViews(cfg, model.encode_segments) if many_views else None
     try:
         # The next window's frames decode on a thread while this one is encoded (PyAV and the
         # encoder's kernels release the GIL); "decode" is then only the time spent waiting for them.
@@ -61,6 +64,8 @@ def compute_clip_features(
                     raise Cancelled("feature extraction cancelled")
                 ahead = reader.submit(next, segments, None)
                 parts.append(model.encode_segments(batch).float().cpu())
+                if views is not None:
+                    views.add(batch)
                 clock["features"] += time.perf_counter() - t1
                 last = batch[-1]
                 done += batch.shape[0]
@@ -75,11 +80,15 @@ def compute_clip_features(
         still = last[:, -1:].expand_as(last).contiguous()[None]
         pad = model.encode_segments(still).float().cpu()
         parts.append(pad.expand(needed - done, *pad.shape[1:]))
+        if views is not None:
+            views.add(still)  # the views across the clip's last frame
         clock["features"] += time.perf_counter() - t1
     if timings is not None:
         for key, value in clock.items():
             timings[key] = timings.get(key, 0.0) + value
-    return ClipFeatures(torch.cat(parts)[:needed].contiguous(), info.duration)
+    features = torch.cat(parts)[:needed].contiguous()
+    cues = None if views is None else views.combine(features)
+    return ClipFeatures(features, info.duration, cues)
 
 
 class FeatureCache:

@@ -73,6 +73,7 @@ def generate_window(
     *,
     params: SamplingParams,
     seeds: Sequence[int],
+    cue_features: Tensor | None = None,
     prompt: Tensor | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
@@ -83,6 +84,7 @@ def generate_window(
     """Generate (B, Q, n_steps) codes for one window, B = len(seeds).
 
     features: (1 or B, Tv, feat_dim) raw visual features of the window (Tv = 32 for the release).
+    cue_features: the same shape, what a model with impact cues reads them from (None: `features`).
     prompt: optional (1 or B, Q, Tp) codes to continue from, Tp < n_steps; kept in the output. Rows
     may end their prompt early with -1 (UNKNOWN) entries: those timesteps are generated for them.
     Each row b samples with its own generator seeded with seeds[b], so a row's codes do not depend on
@@ -107,11 +109,18 @@ def generate_window(
 
     # Rows [0, B) are conditioned, rows [B, 2B) the null video when guidance is on.
     feats = features.to(lm.norm.weight.dtype)
+    cues = None
+    if cue_features is not None:
+        if cue_features.shape[1:] != features.shape[1:]:
+            shapes = f"{tuple(cue_features.shape)} against {tuple(features.shape)}"
+            raise ValueError(f"cue features and features differ in shape: {shapes}")
+        cues = _expand(cue_features.to(device), batch, "cue features").to(feats.dtype)
     null_rows = None
     if params.uses_cfg:
         feats = torch.cat([feats, feats], dim=0)
+        cues = None if cues is None else torch.cat([cues, cues], dim=0)
         null_rows = torch.arange(len(feats), device=device) >= batch
-    video = lm.project_video(feats, null_rows)
+    video = lm.project_video(feats, null_rows, cues)
     rows = video.shape[0]
 
     codes = torch.full((batch, n_q, n_steps), UNKNOWN, dtype=torch.long, device=device)

@@ -123,6 +123,12 @@ class LMConfig:
     # the training notes, sixteenth session; our reading: fewer onsets on the head's weak false
     # alarms). 1: as trained.
     impact_cue_temperature: float = 1.0
+    # With impact cues, outside training: read the cues from this many segmentations of the clip, the
+    # model's own and ones shifted by a fraction of a segment, averaged per visual token with less
+    # weight where a token sits at its segment's edge (`engine.cue_views`). The tower sees a
+    # segment's first and last tokens from one side only, and calls more false alarms there (twice
+    # as many on the first token, run 24; training notes, nineteenth session). 1: the model's own.
+    impact_cue_views: int = 1
 
 
 @dataclass(frozen=True)
@@ -240,6 +246,12 @@ class VAuraConfig:
             raise ValueError(
                 f"lm.impact_cue_temperature must be above 0, got {self.lm.impact_cue_temperature}"
             )
+        views = self.lm.impact_cue_views
+        if views < 1 or self.visual.frames % (views * self.visual.tubelet):
+            raise ValueError(
+                f"lm.impact_cue_views must divide a segment's {self.visual.frames // self.visual.tubelet} "
+                f"visual tokens, got {views}"
+            )
         if self.lm.impact_cue_span < 1:  # without cues it is unused, so switching cues off is one field
             raise ValueError(f"lm.impact_cue_span must be at least 1, got {self.lm.impact_cue_span}")
 
@@ -292,6 +304,7 @@ PRESETS: dict[str, VAuraConfig] = {
             impact_cues=9,
             impact_cue_span=12,
             impact_cue_temperature=0.4,
+            impact_cue_views=2,
         ),
         codec=CodecConfig(encoder_dim=4, decoder_dim=64, codebook_size=128),
     ),

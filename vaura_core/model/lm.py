@@ -307,12 +307,15 @@ class FusionLM(nn.Module):
         b, n, _ = x.shape
         return skinny_linear(x, weight).reshape(b, n, len(self.lm_heads), -1).transpose(1, 2)
 
-    def project_video(self, features: Tensor, null_rows: Tensor | None = None) -> Tensor:
+    def project_video(
+        self, features: Tensor, null_rows: Tensor | None = None, cue_features: Tensor | None = None
+    ) -> Tensor:
         """(B, Tv, feat_dim) raw visual features -> (B, Tv, video_dim). Rows where `null_rows` (B,)
         bool is set get the CFG null video instead of theirs. With `lm.impact_cues` the cue head's
         impact-class probabilities follow on the last axis (`_video_at` splits them off; sharpened by
         `lm.impact_cue_temperature` outside training), zero in the null rows: the null video cues
-        nothing."""
+        nothing. `cue_features` (same shape as `features`), when given, are what the cue head reads
+        instead (`engine.cue_views`)."""
         if null_rows is not None:
             null_rows = null_rows.to(features.device)
             null = self.null_features(len(features)).to(features.dtype)
@@ -320,7 +323,7 @@ class FusionLM(nn.Module):
         video = self.cls_embeddings(features)
         if not self.cfg.lm.impact_cues:
             return video
-        logits = self.cue_head(features).float()
+        logits = self.cue_head(features if cue_features is None else cue_features).float()
         if not self.training:  # the head learns calibrated probabilities; generation sharpens them
             logits = logits / self.cfg.lm.impact_cue_temperature
         probs = F.softmax(logits, dim=-1)[..., 1:]

@@ -109,6 +109,13 @@ def _alignment_note(cfg: VAuraConfig) -> str:
                 if lm.impact_cue_temperature != 1
                 else ""
             )
+            + (
+                f", and the head reads each token in {lm.impact_cue_views} segmentations of the clip (its "
+                f"own and shifted by 1/{lm.impact_cue_views} of a segment), averaged with less weight on "
+                "segment edges (`lm.impact_cue_views`)"
+                if lm.impact_cue_views > 1
+                else ""
+            )
         )
         return (
             f"; each position sees the visual token at the time of the audio step {lm.video_lead_steps} "
