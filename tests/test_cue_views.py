@@ -167,3 +167,28 @@ def test_cue_views_must_divide_a_segment():
     with pytest.raises(ValueError, match="impact_cue_views must divide"):
         dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, impact_cue_views=0))
     assert preset("tiny").lm.impact_cue_views == 2
+
+
+def test_bench_times_the_views_and_passes_their_cues(monkeypatch):
+    from vaura_core import bench
+
+    torch.manual_seed(0)
+    model = build_model(_cue_cfg(2)).eval()
+    encoded, cues = [], []
+    real_encode, real_window = model.encode_segments, bench.generate_window
+
+    def count(segments, *a, **kw):
+        encoded.append(len(segments))
+        return real_encode(segments, *a, **kw)
+
+    def spy(lm, features, n, **kw):
+        cues.append(kw["cue_features"])
+        return real_window(lm, features, n, **kw)
+
+    monkeypatch.setattr(model, "encode_segments", count)
+    monkeypatch.setattr(bench, "generate_window", spy)
+    res = bench.run_bench(model, name="t", tokens=24, uncached=False)
+    segs = model.cfg.window_segments
+    assert encoded == [1, segs, segs - 1]  # warm-up, the window, its shifted view
+    assert cues and all(c is not None and c.shape[1] == segs * 8 for c in cues)
+    assert res.visual_encode_s > 0

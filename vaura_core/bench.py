@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
+from torch import Tensor
 
 from vaura_core.engine.chains import DEFAULT_CHAINS
-from vaura_core.generation.generate import generate_window
+from vaura_core.engine.cue_views import CueViews
+from vaura_core.generation.generate import WindowResult, generate_window
 from vaura_core.generation.sampling import SamplingParams
 from vaura_core.model.vaura import VAura
 
@@ -120,10 +122,20 @@ def run_bench(
     vis = cfg.visual
     frames = torch.rand(cfg.window_segments, 3, vis.frames, vis.img_size, vis.img_size, generator=g) * 2 - 1
 
+    def encode() -> tuple[Tensor, Tensor | None]:
+        """The window's features and, with cue views, what its cues read (the tower runs once per view)."""
+        feats = model.encode_segments(frames)
+        if not (cfg.lm.impact_cues and cfg.lm.impact_cue_views > 1):
+            return feats, None
+        views = CueViews(cfg, model.encode_segments)
+        views.add(frames)
+        return feats, views.combine(feats)
+
     log("visual encoding…")
     model.encode_segments(frames[:1])  # warm-up
-    res.visual_encode_s, feats = _timed(device, lambda: model.encode_segments(frames))
+    res.visual_encode_s, (feats, cue_feats) = _timed(device, encode)
     feats = feats.reshape(1, -1, vis.dim)
+    cue_feats = None if cue_feats is None else cue_feats.reshape(1, -1, vis.dim).to(device)
 
     lm = model.sampler
     rows = 2 if params.uses_cfg else 1
@@ -136,17 +148,19 @@ def run_bench(
     res.prefill_s, _ = _timed(device, lambda: lm(seq, video, cache=cache, last_only=True))
 
     log("window with the KV cache…")
-    generate_window(lm, feats, min(n_tokens, 16), params=params, seeds=[seed])  # warm-up
-    res.window_cached_s, out = _timed(
-        device, lambda: generate_window(lm, feats, n_tokens, params=params, seeds=[seed])
-    )
+
+    def window(n: int, use_cache: bool = True) -> WindowResult:
+        return generate_window(
+            lm, feats, n, params=params, seeds=[seed], cue_features=cue_feats, use_cache=use_cache
+        )
+
+    window(min(n_tokens, 16))  # warm-up
+    res.window_cached_s, out = _timed(device, lambda: window(n_tokens))
     res.decode_tokens_per_s = out.steps / res.window_cached_s
 
     if uncached:
         log("same window with the uncached oracle (slow)…")
-        res.window_uncached_s, _ = _timed(
-            device, lambda: generate_window(lm, feats, n_tokens, params=params, seeds=[seed], use_cache=False)
-        )
+        res.window_uncached_s, _ = _timed(device, lambda: window(n_tokens, use_cache=False))
         res.speedup_vs_uncached = res.window_uncached_s / res.window_cached_s
 
     log("codec decode…")

@@ -61,7 +61,7 @@ class CueViews:
         clip's ends, keep their own)."""
         n_seg, tokens, dim = features.shape
         w = token_weights(tokens)
-        own = features.reshape(-1, dim).float()
+        own = features.reshape(-1, dim).float().cpu()  # the views are kept on the CPU
         total = own * w.repeat(n_seg)[:, None]
         weight = w.repeat(n_seg)[:, None].clone()
         for parts, offset in zip(self._parts, self.offsets, strict=True):
@@ -75,4 +75,4 @@ class CueViews:
             vw = w.repeat(len(view) // tokens)[:n, None]
             total[start : start + n] += vw * view[:n]
             weight[start : start + n] += vw
-        return (total / weight).reshape(n_seg, tokens, dim).to(features.dtype)
+        return (total / weight).reshape(n_seg, tokens, dim).to(features.device, features.dtype)
