@@ -105,7 +105,7 @@ def test_clip_features_carry_the_views_cue_features(tmp_path: Path):
         want.add(segs)
         n = len(segs)
         expect = want.combine(got.features[:n])
-    # the real segments' tokens, but for the last token (its view runs into the held last frame)
+    # every real segment but the last, whose shifted view runs into the frames held after the clip
     k = (n - 1) * segs.shape[2] // model.cfg.visual.tubelet
     flat = got.cue_features.reshape(-1, got.features.shape[-1])
     assert torch.allclose(flat[:k], expect.reshape(-1, got.features.shape[-1])[:k], atol=1e-5)
