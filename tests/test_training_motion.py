@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -103,6 +105,8 @@ def test_the_motion_loss_falls_and_needs_capture():
                 aux.step(2e-2, 1.0)
                 losses.append(float(loss.detach()))
         assert losses[-1] < 0.8 * losses[0]  # the head alone learns (the tower is not stepped here)
+        assert aux.logged_mean() == pytest.approx(sum(losses) / len(losses))  # the log row's value
+        assert math.isnan(aux.logged_mean())  # and counting starts again
         assert not tower.spatial_attn_agg._forward_pre_hooks  # the hook is gone
 
 

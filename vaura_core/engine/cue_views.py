@@ -1,9 +1,9 @@
 """Impact cues read from several segmentations of a clip (`lm.impact_cue_views`).
 
 The visual tower encodes 16-frame segments on their own, so a segment's first and last tokens see
-their moment from one side only: run 24's event head calls twice as many false alarms on a segment's
-first token as inside it (training notes, nineteenth session). Encoding the clip a second time with
-segments shifted by half a segment puts those tokens in the middle of a segment. The cue head is
+their moment from one side only: run 24's event head calls about twice as many false alarms on a
+segment's first token as inside it (training notes, nineteenth session). Encoding the clip a second
+time with segments shifted by half a segment puts those tokens in the middle of a segment. The cue head is
 linear, so averaging the views' features per token averages their cue logits; only the cues read
 them: the transformer's video channel keeps the model's own segmentation, as trained.
 """

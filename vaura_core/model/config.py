@@ -126,8 +126,8 @@ class LMConfig:
     # With impact cues, outside training: read the cues from this many segmentations of the clip, the
     # model's own and ones shifted by a fraction of a segment, averaged per visual token with less
     # weight where a token sits at its segment's edge (`engine.cue_views`). The tower sees a
-    # segment's first and last tokens from one side only, and calls more false alarms there (twice
-    # as many on the first token, run 24; training notes, nineteenth session). 1: the model's own.
+    # segment's first and last tokens from one side only, and calls more false alarms there (about
+    # twice as many on the first token, run 24; training notes, nineteenth session). 1: the model's own.
     impact_cue_views: int = 1
 
 

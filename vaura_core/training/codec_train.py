@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from vaura_core.model.config import CodecConfig
 from vaura_core.model.weight_norm import fold_weight_norm
-from vaura_core.training.schedule import StepBudget, cosine_lr
+from vaura_core.training.schedule import StepBudget, cosine_lr, set_lr
 
 log = logging.getLogger(__name__)
 
@@ -316,8 +316,7 @@ def train_codec(
     step = 0
     while not budget.finished(step):
         lr = cosine_lr(step, budget.total, s.lr, s.warmup)
-        for group in opt.param_groups:
-            group["lr"] = lr
+        set_lr(opt, lr)
         batch = random_crops(
             audio, s.batch_size - n_impact, length, gen, min_rms=s.min_rms, target_rms=s.target_rms
         )

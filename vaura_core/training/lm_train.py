@@ -30,9 +30,9 @@ from torch import Tensor, nn
 from vaura_core.model.pattern import build_delayed
 from vaura_core.model.vaura import VAura
 from vaura_core.training.data import N_EVENT_CLASSES
-from vaura_core.training.motion import MotionAux, capturing, motion_aux
+from vaura_core.training.motion import MotionAux, capturing, motion_aux, plus_motion_loss
 from vaura_core.training.resume import load_part
-from vaura_core.training.schedule import StepBudget, cosine_lr
+from vaura_core.training.schedule import StepBudget, cosine_lr, set_lr
 
 log = logging.getLogger(__name__)
 
@@ -389,12 +389,14 @@ def train_lm(
     budget.start(step)
     budget.update(step)
     acc_loss, acc_q, acc_n = 0.0, None, 0
-    acc_aux, acc_correct, acc_impacts, acc_motion = 0.0, 0, 0, 0.0
+    acc_aux, acc_correct, acc_impacts = 0.0, 0, 0
+    params = [p for part in trainable_parts(model) for p in part.parameters() if p.requires_grad]
+    if own_head:
+        params += list(head.parameters())
     with capturing(motion):
         while not budget.finished(step):
             lr = cosine_lr(step, budget.total, s.lr, s.warmup)
-            for group in opt.param_groups:
-                group["lr"] = lr
+            set_lr(opt, lr)
             frames, codes, labels = data.step_batch(step, s.batch_size, seed)
             g = torch.Generator().manual_seed(seed * 7919 + step)
             null_mask = torch.rand(len(codes), generator=g) < s.cfg_dropout
@@ -417,19 +419,8 @@ def train_lm(
                 acc_aux += float(aux.detach())
                 acc_correct += correct
                 acc_impacts += impacts
-            if motion is not None:
-                motion_loss = motion.batch_loss(data, step, s.batch_size, seed)
-                total = total + motion.weight * motion_loss
-                acc_motion += float(motion_loss.detach())
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            params = [p for part in trainable_parts(model) for p in part.parameters() if p.requires_grad]
-            if own_head:
-                params += list(head.parameters())
-            nn.utils.clip_grad_norm_(params, s.grad_clip)
-            opt.step()
-            if motion is not None:
-                motion.step(lr, s.grad_clip)
+            total = plus_motion_loss(total, motion, data, step, s.batch_size, seed)
+            optimizer_step(opt, total, params, s.grad_clip, lr, motion)
             step += 1
             budget.update(step)
             acc_loss += float(loss.detach())
@@ -442,14 +433,14 @@ def train_lm(
                     row["aux"] = acc_aux / acc_n
                     row["aux_acc"] = acc_correct / acc_impacts if acc_impacts else float("nan")
                 if motion is not None:
-                    row["motion"] = acc_motion / acc_n
+                    row["motion"] = motion.logged_mean()
                 if probe is not None and (step % probe_every == 0 or budget.finished(step)):
                     own, other = video_reliance(model, probe[0].to(device), probe[1].to(device))
                     row["probe_own"], row["probe_other"] = own, other
                     log.info("held-out loss: own video %.4f, another clip's video %.4f", own, other)
                 history.append(row)
                 acc_loss, acc_q, acc_n = 0.0, None, 0
-                acc_aux, acc_correct, acc_impacts, acc_motion = 0.0, 0, 0, 0.0
+                acc_aux, acc_correct, acc_impacts = 0.0, 0, 0
                 aux_text = f"  aux {row['aux']:.4f}  aux acc {row['aux_acc']:.3f}" if head is not None else ""
                 log.info(
                     "lm step %d/%d  loss %.4f  q0 %.4f%s  lr %.2e",
@@ -471,6 +462,24 @@ def train_lm(
     if head is not None:
         head.requires_grad_(False).eval()
     return LMTrainResult(step, time.perf_counter() - t0, history, head)
+
+
+def optimizer_step(
+    opt: torch.optim.Optimizer,
+    total: Tensor,
+    params: list[nn.Parameter],
+    grad_clip: float,
+    lr: float,
+    motion: MotionAux | None = None,
+) -> None:
+    """One training step on the loss `total`: gradients of `params` clipped to `grad_clip`; the motion
+    head, which has an optimizer of its own, steps too."""
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    if motion is not None:
+        motion.step(lr, grad_clip)
 
 
 def save_checkpoint(

@@ -24,6 +24,7 @@ from vaura_core.foley_world.render import world_to_pixels
 from vaura_core.foley_world.scene import GRAVITY
 from vaura_core.media.frames import default_short_side
 from vaura_core.model.config import VisualConfig
+from vaura_core.training.schedule import set_lr
 
 if TYPE_CHECKING:
     from vaura_core.foley_world.scene import Scene
@@ -101,6 +102,7 @@ class MotionAux:
             self.head.bias.zero_()
         self.opt = torch.optim.AdamW(self.head.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
         self._tokens: Tensor | None = None
+        self._logged_sum, self._logged_n = 0.0, 0  # `batch_loss` values since `logged_mean`
 
     @contextlib.contextmanager
     def capture(self) -> Iterator[MotionAux]:
@@ -131,13 +133,21 @@ class MotionAux:
 
     def batch_loss(self, data: Any, step: int, batch_size: int, seed: int) -> Tensor:
         """`loss` against the targets of a batch source's step (its `step_motion`), the head's
-        gradients cleared for the backward pass to come."""
+        gradients cleared for the backward pass to come; kept for `logged_mean`."""
         self.opt.zero_grad(set_to_none=True)
-        return self.loss(data.step_motion(step, batch_size, seed))
+        loss = self.loss(data.step_motion(step, batch_size, seed))
+        self._logged_sum += float(loss.detach())
+        self._logged_n += 1
+        return loss
+
+    def logged_mean(self) -> float:
+        """Mean `batch_loss` since the last call (a training log row's `motion` column)."""
+        mean = self._logged_sum / self._logged_n if self._logged_n else float("nan")
+        self._logged_sum, self._logged_n = 0.0, 0
+        return mean
 
     def step(self, lr: float, clip: float) -> None:
-        for group in self.opt.param_groups:
-            group["lr"] = lr
+        set_lr(self.opt, lr)
         nn.utils.clip_grad_norm_(self.head.parameters(), clip)
         self.opt.step()
 
@@ -164,3 +174,13 @@ def motion_aux(tower: MotionFormer, data: object, weight: float, lr: float, seed
 def capturing(motion: MotionAux | None) -> contextlib.AbstractContextManager[Any]:
     """`motion.capture()`, or nothing to do without a motion loss."""
     return motion.capture() if motion is not None else contextlib.nullcontext()
+
+
+def plus_motion_loss(
+    total: Tensor, motion: MotionAux | None, data: Any, step: int, batch_size: int, seed: int
+) -> Tensor:
+    """A training step's loss `total` plus the weighted motion loss of its batch (`batch_loss`), or
+    `total` itself without a motion loss."""
+    if motion is None:
+        return total
+    return total + motion.weight * motion.batch_loss(data, step, batch_size, seed)

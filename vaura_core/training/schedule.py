@@ -11,6 +11,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+
+def set_lr(optimizer: Any, lr: float) -> None:
+    """Give every parameter group of a torch optimizer the learning rate `lr`."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int, floor: float = 0.05) -> float:

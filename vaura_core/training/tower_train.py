@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
 from vaura_core.model.vaura import VAura
 from vaura_core.training.lm_train import (
@@ -27,10 +26,11 @@ from vaura_core.training.lm_train import (
     aux_class_weights,
     aux_event_loss,
     make_optimizer,
+    optimizer_step,
     visual_features,
 )
-from vaura_core.training.motion import capturing, motion_aux
-from vaura_core.training.schedule import StepBudget, cosine_lr
+from vaura_core.training.motion import capturing, motion_aux, plus_motion_loss
+from vaura_core.training.schedule import StepBudget, cosine_lr, set_lr
 
 log = logging.getLogger(__name__)
 
@@ -82,30 +82,20 @@ def pretrain_tower(
     params = [p for group in opt.param_groups for p in group["params"]]
     motion = motion_aux(tower, data, s.motion_weight, s.lr, seed)
     history: list[dict[str, float]] = []
-    acc_loss, acc_n, acc_correct, acc_impacts, acc_motion = 0.0, 0, 0, 0, 0.0
+    acc_loss, acc_n, acc_correct, acc_impacts = 0.0, 0, 0, 0
     t0 = time.perf_counter()
     budget.start()
     step = 0
     with capturing(motion):
         while not budget.finished(step):
             lr = cosine_lr(step, budget.total, s.lr, s.warmup)
-            for group in opt.param_groups:
-                group["lr"] = lr
+            set_lr(opt, lr)
             frames, _codes, labels = data.step_batch(step, s.batch_size, seed)
             assert labels is not None
             feats = visual_features(model, frames.to(device))
             loss, correct, impacts = aux_event_loss(head, feats, labels.to(device), class_weight)
-            total = loss
-            if motion is not None:
-                motion_loss = motion.batch_loss(data, step, s.batch_size, seed)
-                total = loss + motion.weight * motion_loss
-                acc_motion += float(motion_loss.detach())
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            nn.utils.clip_grad_norm_(params, s.grad_clip)
-            opt.step()
-            if motion is not None:
-                motion.step(lr, s.grad_clip)
+            total = plus_motion_loss(loss, motion, data, step, s.batch_size, seed)
+            optimizer_step(opt, total, params, s.grad_clip, lr, motion)
             step += 1
             budget.update(step)
             acc_loss += float(loss.detach())
@@ -120,9 +110,9 @@ def pretrain_tower(
                     "aux_acc": acc_correct / acc_impacts if acc_impacts else float("nan"),
                 }
                 if motion is not None:
-                    row["motion"] = acc_motion / acc_n
+                    row["motion"] = motion.logged_mean()
                 history.append(row)
-                acc_loss, acc_n, acc_correct, acc_impacts, acc_motion = 0.0, 0, 0, 0, 0.0
+                acc_loss, acc_n, acc_correct, acc_impacts = 0.0, 0, 0, 0
                 log.info(
                     "tower step %d/%d  event loss %.4f  impact accuracy %.3f  lr %.2e",
                     step,
