@@ -1211,6 +1211,7 @@ class MainWindow(QMainWindow):
             seeds,
             stride_segments=self.parameters.stride_segments(),
             chains=self.parameters.chain_count(),
+            candidates=self.parameters.candidate_count(),
         )
         request_id = self.engine.generate(request)
         self._requests[request_id] = _Pending("generate", project.id, 0.0, project.clip.duration, None)
@@ -1244,6 +1245,7 @@ class MainWindow(QMainWindow):
             self.parameters.sampling_params(),
             seeds,
             stride_segments=self.parameters.stride_segments(),
+            candidates=self.parameters.candidate_count(),
         )
         request_id = self.engine.regenerate(request)
         self._requests[request_id] = _Pending(

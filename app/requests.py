@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vaura_core.engine.candidates import DEFAULT_CANDIDATES, MAX_CANDIDATES
 from vaura_core.engine.chains import DEFAULT_CHAINS, MAX_CHAINS
 from vaura_core.engine.engine import DEFAULT_CROSSFADE, Track
 from vaura_core.generation.sampling import SamplingParams
@@ -38,12 +39,15 @@ def _normalise(request: GenerateRequest | RegenerateRequest) -> None:
         raise ValueError(f"end must come after start ({start} s), got {end}")
     if int(request.stride_segments) < 1:
         raise ValueError(f"stride_segments must be >= 1, got {request.stride_segments}")
+    if not 1 <= int(request.candidates) <= MAX_CANDIDATES:
+        raise ValueError(f"candidates must be 1 to {MAX_CANDIDATES}, got {request.candidates}")
     # Frozen dataclasses: canonical values can only be stored this way, once, at construction.
     object.__setattr__(request, "clip_path", Path(request.clip_path))
     object.__setattr__(request, "seeds", seeds)
     object.__setattr__(request, "start", start)
     object.__setattr__(request, "end", None if end is None else float(end))
     object.__setattr__(request, "stride_segments", int(request.stride_segments))
+    object.__setattr__(request, "candidates", int(request.candidates))
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class GenerateRequest:
     start: float = 0.0
     end: float | None = None
     chains: int = DEFAULT_CHAINS  # stretches generated side by side (`Engine.generate`)
+    candidates: int = DEFAULT_CANDIDATES  # samples per stretch, the best-aligned kept (one without cues)
 
     def __post_init__(self) -> None:
         _normalise(self)
@@ -77,6 +82,7 @@ class RegenerateRequest:
     seeds: Sequence[int] = (0,)  # stored as a tuple
     stride_segments: int = 1
     crossfade: float = DEFAULT_CROSSFADE  # seconds on each side of the region
+    candidates: int = DEFAULT_CANDIDATES  # as GenerateRequest's, judged on the region
 
     def __post_init__(self) -> None:
         _normalise(self)

@@ -118,6 +118,7 @@ GENERATION_OPTIONS: dict[str, Option[Any]] = {
     "variations": Option("generation/variations", _GEN.variations, _as_int, bounds=(1, 8)),
     "stride_segments": Option("generation/stride", _GEN.stride_segments, _as_int, bounds=(1, 3)),
     "chains": Option("generation/chains", _GEN.chains, _as_int, bounds=(1, 8)),
+    "candidates": Option("generation/candidates", _GEN.candidates, _as_int, bounds=(1, 8)),
 }
 
 _RECENT_KEYS: dict[str, str] = {"clips": "recentFiles", "projects": "recentProjects"}

@@ -291,6 +291,7 @@ class EngineWorker(QObject):
                 end=request.end,
                 stride_segments=request.stride_segments,
                 chains=request.chains,
+                candidates=request.candidates,
                 progress=report,
                 cancel=token,
             )
@@ -304,6 +305,7 @@ class EngineWorker(QObject):
                 seeds,
                 stride_segments=request.stride_segments,
                 crossfade=request.crossfade,
+                candidates=request.candidates,
                 progress=report,
                 cancel=token,
             )

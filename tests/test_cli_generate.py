@@ -79,6 +79,8 @@ def test_bad_inputs_give_exit_codes_and_messages(clip, model_name, tmp_path, cap
     assert main(["generate", str(clip), "-o", str(tmp_path / "a.wav"), "--top-p", "3"]) == EXIT_BAD_INPUT
     assert main(["generate", str(clip), "-o", str(tmp_path / "a.wav"), "--chains", "65"]) == EXIT_BAD_INPUT
     assert "--chains must be between 1 and 64" in capsys.readouterr().err
+    assert main(["generate", str(clip), "-o", str(tmp_path / "a.wav"), "--candidates", "0"]) == EXIT_BAD_INPUT
+    assert "--candidates must be between 1 and 8" in capsys.readouterr().err
     assert not (tmp_path / "a.wav").exists()
 
 

@@ -19,6 +19,7 @@ from app.preview import FrameLoader
 from app.settings import GENERATION_OPTIONS, AppSettings
 from app.undo import ProjectHistory
 from tests.media_factory import AudioSpec, make_video, read_index
+from vaura_core.engine.candidates import DEFAULT_CANDIDATES
 from vaura_core.engine.chains import DEFAULT_CHAINS
 from vaura_core.errors import Cancelled, VauraError
 from vaura_core.media import probe
@@ -55,6 +56,7 @@ def test_settings_round_trip_through_the_file(store: QSettings, tmp_path: Path) 
         seed=42,
         variations=5,
         chains=4,
+        candidates=2,
     )
     settings.generation = chosen
     settings.device = "cpu"
@@ -199,6 +201,17 @@ def test_parameters_panel_offers_parallel_chains_for_long_clips(qtbot) -> None:
     assert changed.args[0].chains == 1 and panel.chain_count() == 1
     panel.set_generation_settings(GenerationSettings(chains=3))  # a value the list does not offer
     assert panel.chain_count() == 3 and panel.generation_settings().chains == 3
+
+
+def test_parameters_panel_sets_the_candidates_per_stretch(qtbot) -> None:
+    panel = ParametersPanel()
+    qtbot.addWidget(panel)
+    assert panel.candidate_count() == DEFAULT_CANDIDATES == 3 and panel.candidates.toolTip()
+    with qtbot.waitSignal(panel.settings_changed) as changed:
+        panel.candidates.setValue(5)
+    assert changed.args[0].candidates == 5 and panel.candidate_count() == 5
+    panel.set_generation_settings(GenerationSettings(candidates=1))
+    assert panel.candidate_count() == 1 and panel.generation_settings().candidates == 1
 
 
 def _rows(n: int) -> list[TakeRow]:

@@ -124,6 +124,31 @@ def test_a_takes_chains_are_kept_and_older_takes_were_sequential(project: Projec
     assert loaded.takes[first["id"]].to_engine().chains == 3
 
 
+def test_candidates_are_kept_and_older_documents_mean_one(project: Project, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from vaura_core.project import SetSettings
+
+    project.execute(SetSettings(replace(project.settings, candidates=5)))
+    folder = save_as(project, tmp_path / "Candidates.vaura")
+    doc = json.loads((folder / "project.json").read_text(encoding="utf-8"))
+    first, second = doc["takes"][0], doc["takes"][1]
+    assert doc["settings"]["candidates"] == 5 and first["candidates"] == 1  # written for every take
+    first["candidates"] = 4
+    del second["candidates"]  # as saved before candidates existed
+    del doc["settings"]["candidates"]
+    (folder / "project.json").write_text(json.dumps(doc), encoding="utf-8")
+    loaded, report = load(folder)
+    assert report.ok and loaded.settings.candidates == 1
+    assert loaded.takes[first["id"]].candidates == 4 and loaded.takes[first["id"]].record()["candidates"] == 4
+    assert loaded.takes[first["id"]].to_engine().candidates == 4
+    assert loaded.takes[second["id"]].candidates == 1
+    first["candidates"] = 99
+    (folder / "project.json").write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(ProjectError, match=r"takes\[0\]\.candidates: must be within \[1, 8\]"):
+        load(folder)
+
+
 def test_take_files_are_written_once_and_dropped_takes_cleaned_up(project: Project, tmp_path: Path) -> None:
     folder = save_as(project, tmp_path / "A.vaura")
     first = file_ids(folder)

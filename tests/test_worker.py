@@ -105,6 +105,8 @@ def test_requests_reject_impossible_values(tmp_path: Path) -> None:
         GenerateRequest(tmp_path / "a.mp4", stride_segments=0)
     with pytest.raises(ValueError, match="chains"):
         GenerateRequest(tmp_path / "a.mp4", chains=0)
+    with pytest.raises(ValueError, match="candidates"):
+        GenerateRequest(tmp_path / "a.mp4", candidates=9)
     request = GenerateRequest(str(tmp_path / "a.mp4"), seeds=[3, 4])
     assert request.seeds == (3, 4) and request.clip_path == tmp_path / "a.mp4"
 

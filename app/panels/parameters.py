@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vaura_core.engine.candidates import DEFAULT_CANDIDATES, MAX_CANDIDATES
 from vaura_core.engine.chains import DEFAULT_CHAINS
 from vaura_core.generation.sampling import SamplingParams
 from vaura_core.project.model import GenerationSettings
@@ -175,6 +176,15 @@ class ParametersPanel(QFrame):
             "hears the audio before it."
         )
 
+        self.candidates = QSpinBox(self)
+        self.candidates.setRange(1, MAX_CANDIDATES)
+        self.candidates.setValue(DEFAULT_CANDIDATES)
+        self.candidates.setToolTip(
+            "How many times each stretch is sampled; the one whose hits land best on the impacts the "
+            f"model sees in the picture is kept (default {DEFAULT_CANDIDATES}; more is slower). Models "
+            "without impact cues sample once."
+        )
+
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
         form.setHorizontalSpacing(10)
@@ -190,6 +200,7 @@ class ParametersPanel(QFrame):
         form.addRow("Variations", self.variations)
         form.addRow("Stride", self.stride)
         form.addRow("Long clips", self.chains)
+        form.addRow("Candidates", self.candidates)
 
         self._buttons = QVBoxLayout()
         self._buttons.setSpacing(6)
@@ -205,7 +216,7 @@ class ParametersPanel(QFrame):
         self.set_generation_settings(GenerationSettings())
         for spin in (self.temperature, self.top_p, self.guidance):
             spin.valueChanged.connect(self._emit_settings)
-        for box in (self.top_k, self.seed, self.variations):
+        for box in (self.top_k, self.seed, self.variations, self.candidates):
             box.valueChanged.connect(self._emit_settings)
         self.stride.currentIndexChanged.connect(self._emit_settings)
         self.chains.currentIndexChanged.connect(self._emit_settings)
@@ -244,6 +255,7 @@ class ParametersPanel(QFrame):
             variations=self.variations.value(),
             stride_segments=int(self.stride.currentData() or 1),
             chains=int(self.chains.currentData() or 1),
+            candidates=self.candidates.value(),
         )
 
     def set_generation_settings(self, settings: GenerationSettings) -> None:
@@ -264,6 +276,7 @@ class ParametersPanel(QFrame):
                 self.chains.addItem(f"{settings.chains} in parallel", settings.chains)
                 index = self.chains.count() - 1
             self.chains.setCurrentIndex(index)
+            self.candidates.setValue(settings.candidates)
         finally:
             self._updating = False
 
@@ -282,6 +295,9 @@ class ParametersPanel(QFrame):
 
     def chain_count(self) -> int:
         return int(self.chains.currentData() or 1)
+
+    def candidate_count(self) -> int:
+        return self.candidates.value()
 
     def draw_seeds(self, count: int | None = None) -> list[int]:
         """Seeds for the next generation: the locked seed and the following numbers, or fresh random

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from vaura_core.cli.candidates_arg import add_candidates_arg, candidates_problem
 from vaura_core.cli.model_arg import HELP as MODEL_HELP
 from vaura_core.engine.chains import DEFAULT_CHAINS
 
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --clip: generate the clip as up to this many stretches side by side (default "
         f"{DEFAULT_CHAINS}; 1: continuous)",
     )
+    add_candidates_arg(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -53,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.chains <= MAX_CHAINS:
         print(f"vaura bench: --chains must be between 1 and {MAX_CHAINS}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if problem := candidates_problem(args.candidates):
+        print(f"vaura bench: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         device = torch.device(args.device)
@@ -121,7 +126,14 @@ def _clip_bench(args: argparse.Namespace, model, name: str) -> int:
     with tempfile.TemporaryDirectory(prefix="vaura-bench-") as out_dir:
         try:
             res = run_clip_bench(
-                model, name=name, clip=args.clip, out_dir=out_dir, seed=args.seed, chains=args.chains, log=log
+                model,
+                name=name,
+                clip=args.clip,
+                out_dir=out_dir,
+                seed=args.seed,
+                chains=args.chains,
+                candidates=args.candidates,
+                log=log,
             )
         except VauraError as exc:
             print(f"vaura bench: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+from vaura_core.cli.candidates_arg import add_candidates_arg, candidates_problem
 from vaura_core.cli.model_arg import HELP as MODEL_HELP
 from vaura_core.engine.chains import DEFAULT_CHAINS
 
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"generate each clip as up to K stretches side by side (default {DEFAULT_CHAINS}; 1: "
         "sequential windows)",
     )
+    add_candidates_arg(p)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument(
         "--card", action="store_true", help="also write the numbers into the model folder's MODEL_CARD.md"
@@ -83,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.chains <= MAX_CHAINS:
         return _fail(EXIT_BAD_INPUT, f"--chains must be between 1 and {MAX_CHAINS}")
+    if problem := candidates_problem(args.candidates):
+        return _fail(EXIT_BAD_INPUT, problem)
     try:
         from vaura_core.generation.sampling import SamplingParams
 
@@ -113,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             duration=args.duration,
             params=params,
             chains=args.chains,
+            candidates=args.candidates,
             progress=progress,
         )
     except Cancelled as exc:
@@ -122,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     report.command = (
         f"vaura eval-sync --model {name} --count {args.count} --seed {args.seed} --duration {args.duration:g}"
         f" --chains {args.chains}"  # named always: the default changed (1 before parallel chains)
+        f" --candidates {report.candidates}"  # likewise (1 before candidates)
     )
     data = report.to_dict()
     if args.card:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from vaura_core.cli.candidates_arg import add_candidates_arg, candidates_problem
 from vaura_core.cli.model_arg import HELP as MODEL_HELP
 from vaura_core.engine.chains import DEFAULT_CHAINS
 
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="generate a long range as up to this many stretches side by side, each switching to the "
         f"next at a quiet moment (default {DEFAULT_CHAINS}; 1: every window continues the one before)",
     )
+    add_candidates_arg(p)
     p.add_argument("--rate", type=int, default=44100, choices=[44100, 48000], help="WAV sample rate")
     p.add_argument("--bits", default="24", choices=["16", "24", "32f"], help="WAV sample format")
     p.add_argument("--loudness", type=float, default=None, help="normalise to this LUFS (e.g. -23)")
@@ -78,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.chains <= MAX_CHAINS:
         return _fail(EXIT_BAD_INPUT, f"--chains must be between 1 and {MAX_CHAINS}")
+    if problem := candidates_problem(args.candidates):
+        return _fail(EXIT_BAD_INPUT, problem)
     stride = round(args.stride / 0.64)
     if stride < 1 or abs(stride * 0.64 - args.stride) > 1e-6:
         return _fail(EXIT_BAD_INPUT, "--stride must be a multiple of 0.64 s (0.64, 1.28 or 1.92)")
@@ -137,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
             end=end,
             stride_segments=stride,
             chains=args.chains,
+            candidates=args.candidates,
             progress=bar.update,
             cancel=cancel,
         )

@@ -87,6 +87,17 @@ def heard_from(tl: Timeline, chains: list[Chain]) -> list[int]:
     return [0] + [lo // tl.hop - nxt.token_start for (lo, _), nxt in zip(spans, chains[1:], strict=True)]
 
 
+def kept_ranges(tl: Timeline, chains: list[Chain], start: float, end: float) -> list[tuple[float, float]]:
+    """For each chain, the seconds [lo, hi) of [start, end) the joined take mostly hears from it: the
+    seams fall inside `seam_span`, so each boundary is that span's middle."""
+    bounds = [start]
+    for prev, nxt in itertools.pairwise(chains):
+        lo, hi = seam_span(tl, prev, nxt)
+        bounds.append((lo + hi) / 2 / tl.sample_rate)
+    bounds.append(end)
+    return list(itertools.pairwise(bounds))
+
+
 def seam_cuts(
     tl: Timeline, prev: Chain, nxt: Chain, prev_wav: np.ndarray, next_wav: np.ndarray
 ) -> np.ndarray:

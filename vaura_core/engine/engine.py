@@ -17,12 +17,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vaura_core.engine.candidates import (
+    best_candidate,
+    candidate_seed,
+    effective_candidates,
+    frame_hit_probability,
+    predicted_hits,
+)
 from vaura_core.engine.chains import (
     CHAIN_SEED_STRIDE,
     DEFAULT_CHAINS,
+    Chain,
     heard_from,
     join_audio,
     join_codes,
+    kept_ranges,
     plan_chains,
 )
 from vaura_core.engine.overlap import BackgroundDecode, decode_pool
@@ -84,6 +93,7 @@ class Take:
     fade_in: int = 0
     fade_out: int = 0
     chains: int = 1  # stretches generated side by side (`engine.chains`); 1 = sequential
+    candidates: int = 1  # samples per stretch, the best kept (`engine.candidates`)
 
     def record(self) -> dict:
         return {
@@ -95,6 +105,7 @@ class Take:
             "end": self.end,
             "crossfade_samples": [self.fade_in, self.fade_out],
             "chains": self.chains,
+            "candidates": self.candidates,
         }
 
 
@@ -244,6 +255,7 @@ class Engine:
         end: float | None = None,
         stride_segments: int = 1,
         chains: int = DEFAULT_CHAINS,
+        candidates: int | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
         timings: dict[str, float] | None = None,
@@ -253,8 +265,11 @@ class Engine:
         Generation starts at the 0.64 s segment boundary at or before `start`, as a fresh window.
         `chains` > 1 cuts a long range into up to that many stretches generated side by side
         (`engine.chains`, default `DEFAULT_CHAINS`: fewer, wider decode steps; K - 1 seams).
-        `timings`, when given, gets "codec_busy" (codec decoding, mostly during generation) and
-        "codec_wait" (the part generation did not hide) added, in seconds.
+        `candidates`: each stretch of each take is sampled this many times and the one whose hits
+        agree best with the impacts the model sees is kept (`engine.candidates`; None: the model's
+        default). `timings`, when given, gets "codec_busy" (codec decoding, mostly during generation),
+        "codec_wait" (the part generation did not hide) and "choose" (picking candidates) added, in
+        seconds.
         """
         tl = self.tl
         end = clip.duration if end is None else end
@@ -272,9 +287,9 @@ class Engine:
             plan_windows(tl, c.token_start, c.token_end, n_segments, stride_segments, fresh_segment=c.segment)
             for c in parts
         ]
-        codes = [
-            torch.full((len(seeds), self.cfg.n_codebooks, n_tokens), -1, dtype=torch.long) for _ in parts
-        ]
+        n_cand = effective_candidates(self.cfg, candidates)
+        rows = [candidate_seed(s, j) for s in seeds for j in range(n_cand)]  # take-major
+        codes = [torch.full((len(rows), self.cfg.n_codebooks, n_tokens), -1, dtype=torch.long) for _ in parts]
         # Each chain's audio is decoded while later windows are generated (`engine.overlap`), from
         # where the joined track can hear it on.
         with decode_pool() as pool, ExitStack() as stack:
@@ -291,7 +306,7 @@ class Engine:
                 codes,
                 plans,
                 params,
-                seeds,
+                rows,
                 progress,
                 cancel,
                 on_final=lambda k, t: decoders[k].advance(t - parts[k].token_start),
@@ -303,17 +318,71 @@ class Engine:
                 for key, what in (("codec_busy", "busy_s"), ("codec_wait", "wait_s")):
                     timings[key] = timings.get(key, 0.0) + sum(getattr(d, what) for d in decoders)
         s0, s1 = tl.samples_for(start), tl.samples_for(end)
+        if n_cand > 1:
+            t_choose = time.perf_counter()
+            picks = self._choose_chains(clip, parts, wavs, n_cand, start, end)
+            codes, wavs = (
+                [c[p] for c, p in zip(codes, picks, strict=True)],
+                [w[p] for w, p in zip(wavs, picks, strict=True)],
+            )
+            if timings is not None:
+                timings["choose"] = timings.get("choose", 0.0) + time.perf_counter() - t_choose
         span = _Span(start, end, stride_segments, token0, n_tokens, token0, s0, s1)
         if len(parts) == 1:  # parts[0] starts at token0, as the span's decoding
-            rows, audio = codes[0], wavs[0]
+            joined_codes, audio = codes[0], wavs[0]
         else:  # joined from the clip's start: the span's decoding starts at token0
             joined, cuts = join_audio(tl, parts, wavs, n_tokens * tl.hop)
-            rows = torch.from_numpy(join_codes(tl, parts, [c.numpy() for c in codes], cuts))
+            joined_codes = torch.from_numpy(join_codes(tl, parts, [c.numpy() for c in codes], cuts))
             audio = joined[:, token0 * tl.hop :]
         return [
-            self._take(span, params, seed, rows[b], wav=audio[b], chains=len(parts))
+            self._take(
+                span, params, seed, joined_codes[b], wav=audio[b], chains=len(parts), candidates=n_cand
+            )
             for b, seed in enumerate(seeds)
         ]
+
+    def _hits(self, clip: ClipFeatures) -> np.ndarray:
+        """Times (s) of the impacts the model sees in the clip (`candidates.predicted_hits`)."""
+        feats = clip.features if clip.cue_features is None else clip.cue_features
+        return predicted_hits(frame_hit_probability(self.model, feats), self.cfg.fps)
+
+    def _choose_chains(
+        self,
+        clip: ClipFeatures,
+        parts: list[Chain],
+        wavs: list[np.ndarray],
+        n_cand: int,
+        start: float,
+        end: float,
+    ) -> list[np.ndarray]:
+        """For each chain, the row of each take's best candidate (`candidates.best_candidate`), judged
+        on the part of the range the joined take will hear from that chain (`kept_ranges`)."""
+        tl = self.tl
+        hits = self._hits(clip)
+        leads = heard_from(tl, parts)
+        picks = []
+        for part, wav, lead, (lo, hi) in zip(
+            parts, wavs, leads, kept_ranges(tl, parts, start, end), strict=True
+        ):
+            first = (part.token_start + lead) * tl.hop
+            heard = wav[:, lead * tl.hop :]
+            picks.append(
+                np.array(
+                    [
+                        b * n_cand
+                        + best_candidate(
+                            heard[b * n_cand : (b + 1) * n_cand],
+                            tl.sample_rate,
+                            first / tl.sample_rate,
+                            hits,
+                            lo,
+                            hi,
+                        )
+                        for b in range(len(wav) // n_cand)
+                    ]
+                )
+            )
+        return picks
 
     def regenerate(
         self,
@@ -326,13 +395,15 @@ class Engine:
         *,
         stride_segments: int = 1,
         crossfade: float = DEFAULT_CROSSFADE,
+        candidates: int | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> list[Take]:
         """New takes for [start, end) that continue the track's audio before `start`.
 
         Each take covers [start - crossfade, end + crossfade] (clamped to the clip): it fades in from
-        the existing audio before `start` and back out into it after `end`.
+        the existing audio before `start` and back out into it after `end`. `candidates` as `generate`,
+        judged on [start, end).
         """
         tl = self.tl
         n_total = track.codes.shape[1]
@@ -347,14 +418,33 @@ class Engine:
         p0 = tl.token_at(start)
         p1 = min(n_total, tl.tokens_for(b / tl.sample_rate) + DECODE_MARGIN_TOKENS)
         plans = plan_windows(tl, p0, p1, clip.features.shape[0], stride_segments)
-        codes = torch.tensor(np.array(track.codes), dtype=torch.long)[None].repeat(len(seeds), 1, 1)
+        n_cand = effective_candidates(self.cfg, candidates)
+        rows = [candidate_seed(s, j) for s in seeds for j in range(n_cand)]  # take-major
+        codes = torch.tensor(np.array(track.codes), dtype=torch.long)[None].repeat(len(rows), 1, 1)
         codes[:, :, p0:p1] = -1
-        self._run_windows(clip, codes, plans, params, seeds, progress, cancel)
+        self._run_windows(clip, codes, plans, params, rows, progress, cancel)
 
         d0 = max(0, a // tl.hop - DECODE_MARGIN_TOKENS)
         d1 = min(n_total, -(-b // tl.hop) + DECODE_MARGIN_TOKENS)
         span = _Span(start, end, stride_segments, p0, p1, d0, a, b, fade_in=s0 - a, fade_out=b - s1)
-        return [self._take(span, params, seed, codes[i, :, :d1]) for i, seed in enumerate(seeds)]
+        if n_cand == 1:
+            return [self._take(span, params, seed, codes[i, :, :d1]) for i, seed in enumerate(seeds)]
+        with torch.inference_mode():  # every candidate's region in one batch
+            wavs = (
+                self.model.audio_encoder.decode(codes[:, :, d0:d1].to(self.model.device))
+                .float()
+                .cpu()
+                .numpy()
+            )
+        hits = self._hits(clip)
+        takes = []
+        for i, seed in enumerate(seeds):
+            group = slice(i * n_cand, (i + 1) * n_cand)
+            row = i * n_cand + best_candidate(
+                wavs[group], tl.sample_rate, d0 * tl.hop / tl.sample_rate, hits, start, end
+            )
+            takes.append(self._take(span, params, seed, codes[row, :, :d1], wav=wavs[row], candidates=n_cand))
+        return takes
 
     def _take(
         self,
@@ -364,6 +454,7 @@ class Engine:
         codes: Tensor,
         wav: np.ndarray | None = None,
         chains: int = 1,
+        candidates: int = 1,
     ) -> Take:
         """Decode tokens [span.decode_from, len) (unless `wav` holds them) and cut the take's samples
         out of the result."""
@@ -384,6 +475,7 @@ class Engine:
             fade_in=span.fade_in,
             fade_out=span.fade_out,
             chains=chains,
+            candidates=candidates,
         )
 
 

@@ -1,11 +1,9 @@
 """Audio-visual alignment of generated Foley, measured against Foley World's ground-truth events.
 
 Protocol (shared/reference/sync-metrics.md, section 0):
-- Onsets: librosa's spectral-flux onset strength (log-power mel spectrogram) of 16 kHz mono audio with
-  n_fft 512 and a 10 ms hop, peak-picked with librosa's defaults (pre_max 30 ms, post_max 10 ms,
-  pre/post_avg 100 ms, wait 30 ms, delta 0.07 on the envelope normalised to [0, 1]), then amplitude
-  non-maximum suppression over 50 ms. Peaks whose 32 ms analysis window runs past the end of the audio
-  are dropped: there the spectral flux sees the cut-off of a still-sounding track, not an event.
+- Onsets: `evaluation.onsets.detect_onsets` (librosa's spectral flux, peak-picked, 50 ms suppression;
+  peaks whose analysis window runs past the end of the audio are dropped: there the spectral flux sees
+  the cut-off of a still-sounding track, not an event).
 - Reference: the clip's event times, events less than 50 ms after the first of a group being one onset
   (a two-object collision; a slide starting one frame after the impact that set it off): the
   suppression above cannot resolve them, from any audio.
@@ -36,13 +34,10 @@ from typing import Any
 import numpy as np
 
 from vaura_core.engine.chains import DEFAULT_CHAINS
+from vaura_core.evaluation.onsets import NMS_SECONDS, detect_onsets
 
 log = logging.getLogger(__name__)
 
-DETECT_RATE = 16_000
-N_FFT = 512
-HOP = 160  # 10 ms
-NMS_SECONDS = 0.05
 WINDOWS = (0.05, 0.1)
 SPECTRUM_SECONDS = 0.08
 MATERIAL_BANDS: dict[str, tuple[float, float]] = {
@@ -52,55 +47,6 @@ MATERIAL_BANDS: dict[str, tuple[float, float]] = {
     "glass": (3300.0, 11000.0),
 }
 TARGETS = {"f1_50": 0.85, "control_f1_50_max": 0.35, "material_accuracy": 0.8, "detector_f1_50": 0.98}
-
-
-# --- detection ----------------------------------------------------------------------------------
-def to_detect_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mono float audio resampled to 16 kHz (polyphase, exact ratio)."""
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    x = np.asarray(audio, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"audio must be mono (samples,), got shape {x.shape}")
-    if sample_rate == DETECT_RATE:
-        return x
-    g = gcd(int(sample_rate), DETECT_RATE)
-    return resample_poly(x, DETECT_RATE // g, int(sample_rate) // g)
-
-
-def onset_envelope(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """librosa's spectral-flux onset strength at a 10 ms hop (frame k is at k * 10 ms)."""
-    import librosa
-
-    y = to_detect_rate(audio, sample_rate).astype(np.float32)
-    return librosa.onset.onset_strength(y=y, sr=DETECT_RATE, n_fft=N_FFT, hop_length=HOP)
-
-
-def detect_onsets(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Onset times in seconds, sorted."""
-    import librosa
-
-    env = onset_envelope(audio, sample_rate)
-    if env.size == 0 or not np.any(env > 0):
-        return np.zeros(0)
-    frames = librosa.onset.onset_detect(
-        onset_envelope=env, sr=DETECT_RATE, hop_length=HOP, units="frames", normalize=True
-    )
-    frames = _nms(frames, env, round(NMS_SECONDS * DETECT_RATE / HOP))
-    n_samples = round(len(audio) * DETECT_RATE / sample_rate)
-    frames = frames[frames * HOP + N_FFT // 2 <= n_samples]  # whole analysis window inside the audio
-    return librosa.frames_to_time(frames, sr=DETECT_RATE, hop_length=HOP)
-
-
-def _nms(frames: np.ndarray, env: np.ndarray, radius: int) -> np.ndarray:
-    """Keep peaks that are the strongest within `radius` frames of every stronger kept peak."""
-    kept: list[int] = []
-    for f in sorted((int(f) for f in frames), key=lambda f: -env[f]):
-        if all(abs(f - k) > radius for k in kept):
-            kept.append(f)
-    return np.array(sorted(kept), dtype=int)
 
 
 # --- material -----------------------------------------------------------------------------------
@@ -217,6 +163,7 @@ class SyncReport:
     scene_seeds: list[int]
     sampling: dict[str, Any]
     chains: int
+    candidates: int
     generated: dict[str, float]
     control: dict[str, float]
     ground_truth: dict[str, float]
@@ -248,12 +195,15 @@ def evaluate_sync(
     duration: float = 10.0,
     params: Any = None,
     chains: int = DEFAULT_CHAINS,
+    candidates: int | None = None,
     work_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> SyncReport:
     """Render `count` fresh Foley World clips (those of `vaura foley-world --seed S --count N`), generate
     audio for each from its own video and from the next clip's video, and score all against the events.
-    `chains` as `Engine.generate` (1: sequential windows, as the original; default `DEFAULT_CHAINS`)."""
+    `chains` and `candidates` as `Engine.generate` (chains 1: sequential windows, as the original;
+    candidates None: the model's default); the control picks its candidates by the other clip's picture."""
+    from vaura_core.engine.candidates import effective_candidates
     from vaura_core.engine.engine import Engine
     from vaura_core.engine.features import compute_clip_features
     from vaura_core.foley_world.scene import SceneSpec, build_scene
@@ -263,6 +213,7 @@ def evaluate_sync(
     if count < 2:
         raise ValueError("the control needs at least 2 clips")
     params = params or SamplingParams()
+    candidates = effective_candidates(model.cfg, candidates)
     engine = Engine(model, model_name)
     sr = model.cfg.codec.sample_rate
     t0 = time.perf_counter()
@@ -283,10 +234,12 @@ def evaluate_sync(
         rt_scores.append(
             score_clip(codec_round_trip(model, scene.audio, scene.spec.sample_rate), sr, scene.events)
         )
-        own = engine.generate(feats[i], params, [seed * 1000 + i], chains=chains)[0].audio
+        own = engine.generate(feats[i], params, [seed * 1000 + i], chains=chains, candidates=candidates)[
+            0
+        ].audio
         gen_scores.append(score_clip(own, sr, scene.events))
         other = feats[(i + 1) % count]
-        ctl = engine.generate(other, params, [seed * 1000 + i], chains=chains)[0].audio
+        ctl = engine.generate(other, params, [seed * 1000 + i], chains=chains, candidates=candidates)[0].audio
         ctl_scores.append(score_clip(ctl, sr, scene.events))
         if progress:
             progress(f"clip {i + 1}/{count}: generated and scored")
@@ -299,6 +252,7 @@ def evaluate_sync(
         scene_seeds=seeds,
         sampling=params.to_dict(),
         chains=chains,
+        candidates=candidates,
         generated=gen,
         control=ctl,
         ground_truth=gt,

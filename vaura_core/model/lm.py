@@ -323,13 +323,18 @@ class FusionLM(nn.Module):
         video = self.cls_embeddings(features)
         if not self.cfg.lm.impact_cues:
             return video
-        logits = self.cue_head(features if cue_features is None else cue_features).float()
-        if not self.training:  # the head learns calibrated probabilities; generation sharpens them
-            logits = logits / self.cfg.lm.impact_cue_temperature
-        probs = F.softmax(logits, dim=-1)[..., 1:]
+        probs = self.impact_probs(features if cue_features is None else cue_features)
         if null_rows is not None:
             probs = probs * ~null_rows[:, None, None]
         return torch.cat([video, probs.to(video.dtype)], dim=-1)
+
+    def impact_probs(self, features: Tensor) -> Tensor:
+        """(..., feat_dim) -> (..., tubelet x materials): the cue head's probability of each (frame in
+        the token, material) impact class, frame-major, "none" left out (needs `lm.impact_cues`)."""
+        logits = self.cue_head(features).float()
+        if not self.training:  # the head learns calibrated probabilities; generation sharpens them
+            logits = logits / self.cfg.lm.impact_cue_temperature
+        return F.softmax(logits, dim=-1)[..., 1:]
 
     def null_features(self, batch: int) -> Tensor:
         """The CFG null condition in raw feature space, (batch, Tv, feat_dim)."""

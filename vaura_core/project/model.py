@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from vaura_core.engine.candidates import DEFAULT_CANDIDATES, MAX_CANDIDATES
 from vaura_core.engine.chains import DEFAULT_CHAINS, MAX_CHAINS
 from vaura_core.engine.splice import splice
 from vaura_core.project.clip import ClipRef
@@ -70,6 +71,8 @@ class GenerationSettings:
     variations: int = 1
     stride_segments: int = 1
     chains: int = DEFAULT_CHAINS  # long clips as up to this many stretches side by side (engine.chains)
+    # samples per stretch, the best-aligned kept (engine.candidates; models without cues make one)
+    candidates: int = DEFAULT_CANDIDATES
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not MODEL_NAME.fullmatch(self.model):
@@ -84,6 +87,7 @@ class GenerationSettings:
         _check_int("variations", self.variations, 1, 16)
         _check_int("stride", self.stride_segments, 1, 15)
         _check_int("chains", self.chains, 1, MAX_CHAINS)
+        _check_int("candidates", self.candidates, 1, MAX_CANDIDATES)
 
     def sampling_kwargs(self) -> dict[str, float | int]:
         """Keyword arguments of `vaura_core.generation.sampling.SamplingParams`."""

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from vaura_core import __version__
+from vaura_core.engine.candidates import MAX_CANDIDATES
 from vaura_core.engine.chains import MAX_CHAINS
 from vaura_core.project.clip import FULL_HASH_PREFIX, QUICK_HASH_PREFIX, ClipRef
 from vaura_core.project.errors import CommandError, ProjectError
@@ -103,6 +104,7 @@ def take_document(take: ProjectTake) -> dict[str, Any]:
         "fade_in": take.fade_in,
         "fade_out": take.fade_out,
         "chains": take.chains,
+        "candidates": take.candidates,
         "audio": {
             "file": audio_file(take.id),
             "format": AUDIO_FORMAT,
@@ -152,6 +154,7 @@ def to_document(project: Project, folder: Path) -> dict[str, Any]:
             "variations": s.variations,
             "stride_segments": s.stride_segments,
             "chains": s.chains,
+            "candidates": s.candidates,
         },
         "lanes": {
             name: {"gain_db": lane.gain_db, "muted": lane.muted, "solo": lane.solo}
@@ -338,6 +341,8 @@ def _settings(f: Fields) -> GenerationSettings:
             stride_segments=f.integer("stride_segments", 1, 15),
             # Absent from projects written before parallel chains existed: sequential, as then.
             chains=f.integer("chains", 1, MAX_CHAINS) if "chains" in f.value else 1,
+            # Absent from projects written before candidates existed: one, as then.
+            candidates=f.integer("candidates", 1, MAX_CANDIDATES) if "candidates" in f.value else 1,
         ),
     )
 
@@ -407,6 +412,8 @@ def _take(f: Fields) -> ProjectTake:
             label=f.text("label"),
             # Absent from takes saved before parallel chains existed: those were sequential.
             chains=f.integer("chains", 1, MAX_CHAINS) if "chains" in f.value else 1,
+            # Absent from takes saved before candidates existed: those were one candidate.
+            candidates=f.integer("candidates", 1, MAX_CANDIDATES) if "candidates" in f.value else 1,
             unavailable="not loaded",
         ),
     )

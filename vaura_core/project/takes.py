@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from vaura_core.engine.candidates import MAX_CANDIDATES
 from vaura_core.engine.chains import MAX_CHAINS
 from vaura_core.project.errors import CommandError
 
@@ -50,6 +51,7 @@ class EngineTakeLike(Protocol):
     fade_in: int
     fade_out: int
     chains: int
+    candidates: int
 
 
 def new_id(prefix: str) -> str:
@@ -114,6 +116,7 @@ class ProjectTake:
     created: float  # seconds since the epoch
     label: str = ""
     chains: int = 1  # stretches generated side by side (`engine.chains`); 1 = sequential
+    candidates: int = 1  # samples per stretch, the best kept (`engine.candidates`)
     audio: np.ndarray | None = None  # (n_samples,) float32, read-only
     codes: np.ndarray | None = None  # (n_codebooks, n_tokens) int64, read-only
     unavailable: str | None = None  # why the audio is missing, for takes loaded from damaged files
@@ -148,6 +151,7 @@ class ProjectTake:
         fade_in: int = 0,
         fade_out: int = 0,
         chains: int = 1,
+        candidates: int = 1,
         label: str = "",
         created: float | None = None,
         take_id: str | None = None,
@@ -185,6 +189,7 @@ class ProjectTake:
             created=time.time() if created is None else float(created),
             label=label,
             chains=int(chains),
+            candidates=int(candidates),
             audio=frozen_audio,
             codes=frozen_codes,
         )
@@ -215,6 +220,7 @@ class ProjectTake:
             fade_in=take.fade_in,
             fade_out=take.fade_out,
             chains=take.chains,
+            candidates=take.candidates,
             label=label,
             created=created,
             take_id=take_id,
@@ -231,6 +237,8 @@ class ProjectTake:
             problems.append("stride must be at least one segment")
         if not 1 <= self.chains <= MAX_CHAINS:
             problems.append(f"chains must be 1 to {MAX_CHAINS}")
+        if not 1 <= self.candidates <= MAX_CANDIDATES:
+            problems.append(f"candidates must be 1 to {MAX_CANDIDATES}")
         if min(self.token_start, self.sample_start, self.fade_in, self.fade_out, self.seed) < 0:
             problems.append("negative position, crossfade or seed")
         if self.n_samples < 1 or self.n_codebooks < 1 or self.n_tokens < 1:
@@ -263,6 +271,7 @@ class ProjectTake:
             "end": self.end,
             "crossfade_samples": [self.fade_in, self.fade_out],
             "chains": self.chains,
+            "candidates": self.candidates,
             "created": self.created,
         }
 
@@ -286,4 +295,5 @@ class ProjectTake:
             fade_in=self.fade_in,
             fade_out=self.fade_out,
             chains=self.chains,
+            candidates=self.candidates,
         )

@@ -31,6 +31,13 @@ def _curve_table(rows: list[dict[str, float]]) -> list[str]:
     return lines
 
 
+def _candidates_note(candidates: int) -> str:
+    """How the measured takes were chosen, for the card's command line."""
+    if candidates <= 1:
+        return ""
+    return f"; each stretch the best-aligned of {candidates} candidates (`engine.candidates`)"
+
+
 def _eval_lines(ev: dict[str, Any]) -> list[str]:
     gen, ctl, gt = ev["generated"], ev["control"], ev["ground_truth"]
 
@@ -46,7 +53,7 @@ def _eval_lines(ev: dict[str, Any]) -> list[str]:
         f"Command: `{ev.get('command', 'vaura eval-sync')}` ({ev['count']} fresh Foley World clips of "
         f"{ev['duration']} s, scene seeds {ev['scene_seeds'][0]}..{ev['scene_seeds'][-1]}, sampling "
         f"temperature {ev['sampling']['temperature']}, top-k {ev['sampling']['top_k']}, "
-        f"CFG {ev['sampling']['cfg_scale']}).",
+        f"CFG {ev['sampling']['cfg_scale']}{_candidates_note(ev.get('candidates', 1))}).",
         "",
         "| audio | F1 ±50 ms | precision ±50 ms | recall ±50 ms | F1 ±100 ms | mean abs error (ms) "
         "| worst abs error (ms) | material accuracy |",
