@@ -60,11 +60,14 @@ class ClipFeatures:
     """Visual features of a whole clip: (segments, tokens_per_segment, feat_dim), padded to >= 1 window.
 
     `cue_features`, same shape, are what the impact cues read when the model takes them from several
-    segmentations (`lm.impact_cue_views`); None: the cues read `features`."""
+    segmentations (`lm.impact_cue_views`); None: the cues read `features`. `moving`, (segments,
+    tokens_per_segment, tubelet) bool, the frames where the picture moves, the only ones that get
+    impact cues (`engine.stillness`); None: every frame."""
 
     features: Tensor
     duration: float
     cue_features: Tensor | None = None
+    moving: Tensor | None = None
 
 
 @dataclass
@@ -182,7 +185,6 @@ class Engine:
         rounds = max(len(p) for p in plans)
         t0 = time.perf_counter()
         segs = self.cfg.window_segments
-        dim = clip.features.shape[-1]
         for (j, ks), n_steps, n_tokens in zip(schedule, steps, lengths, strict=True):
             first = plans[ks[0]][j]
 
@@ -190,7 +192,7 @@ class Engine:
                 return torch.cat(
                     [
                         per_segment[plans[k][j].segment : plans[k][j].segment + segs]
-                        .reshape(1, -1, dim)
+                        .reshape(1, -1, per_segment.shape[-1])
                         .expand(len(seeds), -1, -1)
                         for k in ks
                     ]
@@ -198,6 +200,7 @@ class Engine:
 
             feats = window_rows(clip.features)
             cue_feats = None if clip.cue_features is None else window_rows(clip.cue_features)
+            gate = None if clip.moving is None else window_rows(clip.moving)
             prompt = None
             if first.prompt_len:
                 width = max(plans[k][j].prompt_len for k in ks)
@@ -234,6 +237,7 @@ class Engine:
                 feats,
                 n_tokens,
                 cue_features=cue_feats,
+                cue_gate=gate,
                 params=params,
                 seeds=[window_seed(s, j + k * CHAIN_SEED_STRIDE) for k in ks for s in seeds],
                 prompt=prompt,
@@ -344,7 +348,10 @@ class Engine:
     def _hits(self, clip: ClipFeatures) -> np.ndarray:
         """Times (s) of the impacts the model sees in the clip (`candidates.predicted_hits`)."""
         feats = clip.features if clip.cue_features is None else clip.cue_features
-        return predicted_hits(frame_hit_probability(self.model, feats), self.cfg.fps)
+        prob = frame_hit_probability(self.model, feats)
+        if clip.moving is not None:  # no hits on a still picture, as the cues
+            prob = prob * clip.moving.reshape(-1).numpy()
+        return predicted_hits(prob, self.cfg.fps)
 
     def _choose_chains(
         self,

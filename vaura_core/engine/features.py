@@ -14,6 +14,7 @@ import torch
 
 from vaura_core.engine.cue_views import CueViews
 from vaura_core.engine.engine import ClipFeatures, Progress
+from vaura_core.engine.stillness import FrameChanges
 from vaura_core.engine.timeline import Timeline
 from vaura_core.errors import Cancelled
 from vaura_core.generation.generate import CancelToken
@@ -48,6 +49,7 @@ def compute_clip_features(
     segments = model_segments(info, cfg)
     many_views = cfg.lm.impact_cues and cfg.lm.impact_cue_views > 1
     views = CueViews(cfg, model.encode_segments) if many_views else None
+    changes = FrameChanges() if cfg.lm.impact_cues else None  # where the cues may call hits
     try:
         # The next window's frames decode on a thread while this one is encoded (PyAV and the
         # encoder's kernels release the GIL); "decode" is then only the time spent waiting for them.
@@ -66,6 +68,8 @@ def compute_clip_features(
                 parts.append(model.encode_segments(batch).float().cpu())
                 if views is not None:
                     views.add(batch)
+                if changes is not None:
+                    changes.add(batch)
                 clock["features"] += time.perf_counter() - t1
                 last = batch[-1]
                 done += batch.shape[0]
@@ -88,7 +92,12 @@ def compute_clip_features(
             timings[key] = timings.get(key, 0.0) + value
     features = torch.cat(parts)[:needed].contiguous()
     cues = None if views is None else views.combine(features)
-    return ClipFeatures(features, info.duration, cues)
+    moving = None
+    if changes is not None:
+        n_seg, tokens = features.shape[:2]
+        tubelet = cfg.visual.tubelet
+        moving = changes.moving(n_seg * tokens * tubelet).reshape(n_seg, tokens, tubelet)
+    return ClipFeatures(features, info.duration, cues, moving)
 
 
 class FeatureCache:

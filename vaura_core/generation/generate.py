@@ -74,6 +74,7 @@ def generate_window(
     params: SamplingParams,
     seeds: Sequence[int],
     cue_features: Tensor | None = None,
+    cue_gate: Tensor | None = None,
     prompt: Tensor | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
@@ -85,6 +86,7 @@ def generate_window(
 
     features: (1 or B, Tv, feat_dim) raw visual features of the window (Tv = 32 for the release).
     cue_features: the same shape, what a model with impact cues reads them from (None: `features`).
+    cue_gate: (1 or B, Tv, tubelet) bool, the frames that may get impact cues (None: all of them).
     prompt: optional (1 or B, Q, Tp) codes to continue from, Tp < n_steps; kept in the output. Rows
     may end their prompt early with -1 (UNKNOWN) entries: those timesteps are generated for them.
     Each row b samples with its own generator seeded with seeds[b], so a row's codes do not depend on
@@ -115,12 +117,14 @@ def generate_window(
             shapes = f"{tuple(cue_features.shape)} against {tuple(features.shape)}"
             raise ValueError(f"cue features and features differ in shape: {shapes}")
         cues = _expand(cue_features.to(device), batch, "cue features").to(feats.dtype)
+    gate = None if cue_gate is None else _expand(cue_gate.to(device), batch, "cue gate")
     null_rows = None
     if params.uses_cfg:
         feats = torch.cat([feats, feats], dim=0)
         cues = None if cues is None else torch.cat([cues, cues], dim=0)
+        gate = None if gate is None else torch.cat([gate, gate], dim=0)
         null_rows = torch.arange(len(feats), device=device) >= batch
-    video = lm.project_video(feats, null_rows, cues)
+    video = lm.project_video(feats, null_rows, cues, gate)
     rows = video.shape[0]
 
     codes = torch.full((batch, n_q, n_steps), UNKNOWN, dtype=torch.long, device=device)

@@ -308,14 +308,19 @@ class FusionLM(nn.Module):
         return skinny_linear(x, weight).reshape(b, n, len(self.lm_heads), -1).transpose(1, 2)
 
     def project_video(
-        self, features: Tensor, null_rows: Tensor | None = None, cue_features: Tensor | None = None
+        self,
+        features: Tensor,
+        null_rows: Tensor | None = None,
+        cue_features: Tensor | None = None,
+        cue_gate: Tensor | None = None,
     ) -> Tensor:
         """(B, Tv, feat_dim) raw visual features -> (B, Tv, video_dim). Rows where `null_rows` (B,)
         bool is set get the CFG null video instead of theirs. With `lm.impact_cues` the cue head's
         impact-class probabilities follow on the last axis (`_video_at` splits them off; sharpened by
         `lm.impact_cue_temperature` outside training), zero in the null rows: the null video cues
         nothing. `cue_features` (same shape as `features`), when given, are what the cue head reads
-        instead (`engine.cue_views`)."""
+        instead (`engine.cue_views`); `cue_gate` (B, Tv, tubelet) bool, the frames that may get
+        cues at all (`engine.stillness`)."""
         if null_rows is not None:
             null_rows = null_rows.to(features.device)
             null = self.null_features(len(features)).to(features.dtype)
@@ -324,6 +329,9 @@ class FusionLM(nn.Module):
         if not self.cfg.lm.impact_cues:
             return video
         probs = self.impact_probs(features if cue_features is None else cue_features)
+        if cue_gate is not None:  # classes are frame-major: each frame's materials follow each other
+            materials = probs.shape[-1] // cue_gate.shape[-1]
+            probs = probs * cue_gate.to(probs.dtype).repeat_interleave(materials, dim=-1)
         if null_rows is not None:
             probs = probs * ~null_rows[:, None, None]
         return torch.cat([video, probs.to(video.dtype)], dim=-1)
