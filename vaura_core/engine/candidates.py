@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from vaura_core.model.config import VAuraConfig
     from vaura_core.model.vaura import VAura
 
-# The default where the model has impact cues: on the 10 s demo clip generation takes about 2.5 times
-# as long as with one candidate (docs/benchmarks.md), alignment gains most of what 4 would give.
+# The default where the model has impact cues: generating the 10 s demo clip takes 2.7-2.9 times as
+# long as with one candidate (audio ready in 1.2-1.3 s on this CPU, docs/benchmarks.md); a first test
+# on six clip sets gave three most of what four gain (training notes, twentieth session).
 DEFAULT_CANDIDATES = 3
 MAX_CANDIDATES = 8  # what requests, commands and project files accept
 HIT_PROBABILITY = 0.3  # a frame whose impact probability peaks at or above this is a predicted hit
