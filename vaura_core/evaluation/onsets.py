@@ -4,8 +4,8 @@ librosa's spectral-flux onset strength (log-power mel spectrogram) of 16 kHz mon
 and a 10 ms hop, peak-picked with librosa's defaults (pre_max 30 ms, post_max 10 ms, pre/post_avg
 100 ms, wait 30 ms, delta 0.07 on the envelope normalised to [0, 1]), then amplitude non-maximum
 suppression over 50 ms; peaks whose 32 ms analysis window runs past the end of the audio are dropped.
-`evaluation.sync` scores generated audio with it, and generation (`engine.candidates`) uses the same
-detector to hear where a candidate's hits are.
+`evaluation.sync` scores audio with it; choosing among candidates uses a lighter copy of the recipe
+(`engine.onset_flux`), since importing librosa costs about a second.
 """
 
 from __future__ import annotations
