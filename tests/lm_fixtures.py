@@ -44,3 +44,18 @@ def random_lm(
 def random_features(lm: FusionLM, batch: int = 1, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(batch, lm.cfg.lm.video_tokens, lm.cfg.visual.dim, generator=g)
+
+
+def spy_on_windows(monkeypatch, keyword: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Record (features, the `keyword` argument) of every `generate_window` call the engine makes."""
+    from vaura_core.engine import engine as engine_mod
+
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    real = engine_mod.generate_window
+
+    def spy(lm, features, n, **kw):
+        seen.append((features.clone(), kw[keyword].clone()))
+        return real(lm, features, n, **kw)
+
+    monkeypatch.setattr(engine_mod, "generate_window", spy)
+    return seen

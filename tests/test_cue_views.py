@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.lm_fixtures import random_features, random_lm
+from tests.lm_fixtures import random_features, random_lm, spy_on_windows
 from tests.media_factory import make_video
-from vaura_core.engine import engine as engine_mod
 from vaura_core.engine.cue_views import EDGE_WEIGHT, CueViews, token_weights
 from vaura_core.engine.engine import ClipFeatures, Engine
 from vaura_core.engine.features import compute_clip_features
@@ -140,14 +139,7 @@ def test_engine_passes_each_windows_cue_features(monkeypatch):
     segs = model.cfg.window_segments + 3
     feats = torch.randn(segs, 8, model.cfg.visual.dim)
     cues = feats + torch.arange(segs, dtype=torch.float32)[:, None, None]  # says which segment
-    seen = []
-    real = engine_mod.generate_window
-
-    def spy(lm, features, n, *, cue_features=None, **kw):
-        seen.append((features.clone(), cue_features.clone()))
-        return real(lm, features, n, cue_features=cue_features, **kw)
-
-    monkeypatch.setattr(engine_mod, "generate_window", spy)
+    seen = spy_on_windows(monkeypatch, "cue_features")
     Engine(model, "test").generate(ClipFeatures(feats, segs * 0.64, cues), SamplingParams(), [1], chains=1)
     assert len(seen) > 1
     dim = feats.shape[-1]

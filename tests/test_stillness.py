@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaura_core.engine import engine as engine_mod
+from tests.lm_fixtures import spy_on_windows
 from vaura_core.engine.engine import ClipFeatures, Engine
 from vaura_core.engine.features import compute_clip_features
 from vaura_core.engine.stillness import BEFORE, STILL_CHANGE, FrameChanges
@@ -108,14 +108,7 @@ def test_the_engine_gates_each_window_and_its_predicted_hits(monkeypatch):
     feats = torch.randn(segs, 8, model.cfg.visual.dim)
     moving = torch.zeros(segs, 8, 2, dtype=torch.bool)
     moving[::2] = True  # every other segment moves
-    seen = []
-    real = engine_mod.generate_window
-
-    def spy(lm, features, n, *, cue_gate=None, **kw):
-        seen.append((features.clone(), cue_gate.clone()))
-        return real(lm, features, n, cue_gate=cue_gate, **kw)
-
-    monkeypatch.setattr(engine_mod, "generate_window", spy)
+    seen = spy_on_windows(monkeypatch, "cue_gate")
     eng = Engine(model, "test")
     clip = ClipFeatures(feats, segs * 0.64, None, moving)
     eng.generate(clip, SamplingParams(), [1], chains=1, candidates=1)
