@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from vaura_core.engine import candidates as cand
-from vaura_core.engine import engine as engine_mod
 from vaura_core.engine.candidates import (
     DEFAULT_CANDIDATES,
     MAX_CANDIDATES,
@@ -18,11 +17,12 @@ from vaura_core.engine.candidates import (
     candidate_seed,
     effective_candidates,
     frame_hit_probability,
+    matches,
     predicted_hits,
 )
 from vaura_core.engine.chains import kept_ranges, plan_chains
 from vaura_core.engine.engine import ClipFeatures, Engine, track_from_take
-from vaura_core.engine.onset_flux import matches, onset_times
+from vaura_core.engine.onset_flux import onset_times
 from vaura_core.engine.timeline import Timeline
 from vaura_core.foley_world.materials import MATERIALS
 from vaura_core.foley_world.scene import SceneObject
@@ -153,7 +153,7 @@ def _pick(index: int, calls: list):
 def test_generation_keeps_the_chosen_candidate_of_every_stretch(cue_engine, monkeypatch, chains):
     clip = _clip(10.0, cue_engine.cfg)
     calls: list = []
-    monkeypatch.setattr(engine_mod, "best_candidate", _pick(2, calls))
+    monkeypatch.setattr(cand, "best_candidate", _pick(2, calls))
     take = cue_engine.generate(clip, PARAMS, [5], chains=chains, candidates=3)[0]
     alone = cue_engine.generate(clip, PARAMS, [candidate_seed(5, 2)], chains=chains, candidates=1)[0]
     np.testing.assert_array_equal(take.codes, alone.codes)
@@ -170,7 +170,7 @@ def test_generation_keeps_the_chosen_candidate_of_every_stretch(cue_engine, monk
 
 def test_each_take_of_a_batch_chooses_among_its_own_candidates(cue_engine, monkeypatch):
     clip = _clip(3.0, cue_engine.cfg)
-    monkeypatch.setattr(engine_mod, "best_candidate", lambda audio, *a: len(audio) - 1)
+    monkeypatch.setattr(cand, "best_candidate", lambda audio, *a: len(audio) - 1)
     takes = cue_engine.generate(clip, PARAMS, [1, 2], candidates=2)
     for take, seed in zip(takes, [1, 2], strict=True):
         alone = cue_engine.generate(clip, PARAMS, [candidate_seed(seed, 1)], candidates=1)[0]
@@ -182,7 +182,7 @@ def test_region_regeneration_keeps_the_chosen_candidate(cue_engine, monkeypatch)
     clip = _clip(6.0, cue_engine.cfg)
     track = track_from_take(cue_engine.generate(clip, PARAMS, [0], candidates=1)[0], SR)
     calls: list = []
-    monkeypatch.setattr(engine_mod, "best_candidate", _pick(1, calls))
+    monkeypatch.setattr(cand, "best_candidate", _pick(1, calls))
     take = cue_engine.regenerate(clip, track, 2.0, 3.5, PARAMS, [9], candidates=2)[0]
     alone = cue_engine.regenerate(clip, track, 2.0, 3.5, PARAMS, [candidate_seed(9, 1)], candidates=1)[0]
     np.testing.assert_array_equal(take.codes, alone.codes)
@@ -195,7 +195,7 @@ def test_a_model_without_cues_samples_once(monkeypatch):
     cfg = preset("test")
     eng = Engine(build_model(cfg).eval(), "plain")
     clip = _clip(3.0, cfg)
-    monkeypatch.setattr(engine_mod, "best_candidate", _pick(0, calls := []))
+    monkeypatch.setattr(cand, "best_candidate", _pick(0, calls := []))
     take = eng.generate(clip, PARAMS, [4], candidates=3)[0]
     assert take.candidates == 1 and calls == []
     np.testing.assert_array_equal(take.codes, eng.generate(clip, PARAMS, [4], candidates=1)[0].codes)
@@ -204,13 +204,13 @@ def test_a_model_without_cues_samples_once(monkeypatch):
 def test_by_default_a_cue_model_chooses_among_three_by_its_own_hits(cue_engine, monkeypatch):
     clip = _clip(6.0, cue_engine.cfg)
     seen: list = []
-    real = engine_mod.best_candidate
+    real = cand.best_candidate
 
     def spy(audio, sample_rate, audio_start, hits, lo, hi):
         seen.append(hits)
         return real(audio, sample_rate, audio_start, hits, lo, hi)
 
-    monkeypatch.setattr(engine_mod, "best_candidate", spy)
+    monkeypatch.setattr(cand, "best_candidate", spy)
     take = cue_engine.generate(clip, PARAMS, [3], chains=2)[0]
     assert take.candidates == DEFAULT_CANDIDATES and len(seen) == 2
     feats = clip.features

@@ -106,3 +106,18 @@ def test_model_folders_work_wherever_a_model_is_named(clip, model_name, tmp_path
     assert main(bad_name) == EXIT_BAD_INPUT
     assert "not a valid model name" in capsys.readouterr().err
     assert not (tmp_path / "b.wav").exists()
+
+
+def test_the_commands_start_without_torch() -> None:
+    """Parsing and help stay fast: options such as `--candidates` must not pull torch in at start."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from vaura_core.cli import main\n"
+        "try:\n    main(['generate', '--help'])\nexcept SystemExit:\n    pass\n"
+        "sys.exit(1 if 'torch' in sys.modules else 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from vaura_core.engine.chains import DEFAULT_CHAINS
-from vaura_core.engine.cue_views import CueViews
+from vaura_core.engine.cue_views import cue_views_for
 from vaura_core.generation.generate import WindowResult, generate_window
 from vaura_core.generation.sampling import SamplingParams
 from vaura_core.model.vaura import VAura
@@ -125,9 +125,9 @@ def run_bench(
     def encode() -> tuple[Tensor, Tensor | None]:
         """The window's features and, with cue views, what its cues read (the tower runs once per view)."""
         feats = model.encode_segments(frames)
-        if not (cfg.lm.impact_cues and cfg.lm.impact_cue_views > 1):
+        views = cue_views_for(cfg, model.encode_segments)
+        if views is None:
             return feats, None
-        views = CueViews(cfg, model.encode_segments)
         views.add(frames)
         return feats, views.combine(feats)
 

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vaura_core.engine.onset_flux import matches, onset_times
-
 if TYPE_CHECKING:
     import torch
 
@@ -56,16 +54,19 @@ def candidate_seed(seed: int, index: int) -> int:
     return (int(seed) * 0xC2B2AE3D + index * 0x27D4EB2F + 0x165667B1) % (2**63)
 
 
-def frame_hit_probability(model: VAura, features: torch.Tensor) -> np.ndarray:
+def frame_hit_probability(
+    model: VAura, features: torch.Tensor, moving: torch.Tensor | None = None
+) -> np.ndarray:
     """(frames,) probability, per video frame of the clip, that an impact starts on it: the cue head's
-    (sharpened) class probabilities read from `features` (segments, tokens, D), summed over materials."""
+    (sharpened) class probabilities read from `features` (segments, tokens, D), summed over materials,
+    zero where `moving` (segments, tokens, tubelet) is false, as the cues."""
     import torch
 
     lm = model.sampler
     tubelet = model.cfg.visual.tubelet
     weight = lm.cue_head.weight
     with torch.inference_mode():
-        probs = lm.impact_probs(features.to(weight.device, weight.dtype))
+        probs = lm.impact_probs(features.to(weight.device, weight.dtype), moving)
     return probs.float().reshape(-1, tubelet, probs.shape[-1] // tubelet).sum(-1).reshape(-1).cpu().numpy()
 
 
@@ -80,6 +81,20 @@ def predicted_hits(frame_prob: np.ndarray, fps: float) -> np.ndarray:
     return peaks / float(fps)
 
 
+def matches(a: np.ndarray, b: np.ndarray, window: float) -> int:
+    """Most one-to-one pairs of sorted times a and b within `window` of each other (on a line,
+    pairing in time order is optimal)."""
+    i = j = count = 0
+    while i < len(a) and j < len(b):
+        if abs(a[i] - b[j]) <= window + 1e-9:
+            count, i, j = count + 1, i + 1, j + 1
+        elif a[i] < b[j]:
+            i += 1
+        else:
+            j += 1
+    return count
+
+
 def agreement(hits: np.ndarray, onsets: np.ndarray) -> float:
     """F1 of onsets against predicted hits within +/-MATCH_SECONDS (1 when both are empty)."""
     if len(hits) == 0 and len(onsets) == 0:
@@ -92,9 +107,30 @@ def best_candidate(
 ) -> int:
     """Index of the row of `audio` (candidates, samples), starting at `audio_start` s, whose onsets in
     [lo, hi) s agree best with the predicted `hits` there (the first of equals)."""
+    from vaura_core.engine.onset_flux import onset_times  # torch: kept out of the commands' start
+
     inside = hits[(hits >= lo) & (hits < hi)]
     scores = []
     for row in audio:
         onsets = onset_times(row, sample_rate) + audio_start
         scores.append(agreement(inside, onsets[(onsets >= lo) & (onsets < hi)]))
     return int(np.argmax(scores))
+
+
+def best_rows(
+    audio: np.ndarray,
+    candidates: int,
+    sample_rate: int,
+    audio_start: float,
+    hits: np.ndarray,
+    lo: float,
+    hi: float,
+) -> np.ndarray:
+    """For rows of `audio` grouped take by take (`candidates` rows each), the index of each take's
+    best row (`best_candidate`)."""
+    return np.array(
+        [
+            first + best_candidate(audio[first : first + candidates], sample_rate, audio_start, hits, lo, hi)
+            for first in range(0, len(audio), candidates)
+        ]
+    )

@@ -27,6 +27,11 @@ def token_weights(tokens: int) -> Tensor:
     return w
 
 
+def cue_views_for(cfg: VAuraConfig, encode: Callable[[Tensor], Tensor]) -> CueViews | None:
+    """A collector for a model whose cues read several segmentations, None for any other."""
+    return CueViews(cfg, encode) if cfg.lm.impact_cues and cfg.lm.impact_cue_views > 1 else None
+
+
 class CueViews:
     """Collects the shifted segmentations while a clip's segments are encoded batch by batch.
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from vaura_core.engine.candidates import (
-    best_candidate,
+    best_rows,
     candidate_seed,
     effective_candidates,
     frame_hit_probability,
@@ -348,10 +348,7 @@ class Engine:
     def _hits(self, clip: ClipFeatures) -> np.ndarray:
         """Times (s) of the impacts the model sees in the clip (`candidates.predicted_hits`)."""
         feats = clip.features if clip.cue_features is None else clip.cue_features
-        prob = frame_hit_probability(self.model, feats)
-        if clip.moving is not None:  # no hits on a still picture, as the cues
-            prob = prob * clip.moving.reshape(-1).numpy()
-        return predicted_hits(prob, self.cfg.fps)
+        return predicted_hits(frame_hit_probability(self.model, feats, clip.moving), self.cfg.fps)
 
     def _choose_chains(
         self,
@@ -367,29 +364,19 @@ class Engine:
         tl = self.tl
         hits = self._hits(clip)
         leads = heard_from(tl, parts)
-        picks = []
-        for part, wav, lead, (lo, hi) in zip(
-            parts, wavs, leads, kept_ranges(tl, parts, start, end), strict=True
-        ):
-            first = (part.token_start + lead) * tl.hop
-            heard = wav[:, lead * tl.hop :]
-            picks.append(
-                np.array(
-                    [
-                        b * n_cand
-                        + best_candidate(
-                            heard[b * n_cand : (b + 1) * n_cand],
-                            tl.sample_rate,
-                            first / tl.sample_rate,
-                            hits,
-                            lo,
-                            hi,
-                        )
-                        for b in range(len(wav) // n_cand)
-                    ]
-                )
+        ranges = kept_ranges(tl, parts, start, end)
+        return [
+            best_rows(
+                wav[:, lead * tl.hop :],
+                n_cand,
+                tl.sample_rate,
+                (part.token_start + lead) * tl.hop / tl.sample_rate,
+                hits,
+                lo,
+                hi,
             )
-        return picks
+            for part, wav, lead, (lo, hi) in zip(parts, wavs, leads, ranges, strict=True)
+        ]
 
     def regenerate(
         self,
@@ -443,15 +430,13 @@ class Engine:
                 .cpu()
                 .numpy()
             )
-        hits = self._hits(clip)
-        takes = []
-        for i, seed in enumerate(seeds):
-            group = slice(i * n_cand, (i + 1) * n_cand)
-            row = i * n_cand + best_candidate(
-                wavs[group], tl.sample_rate, d0 * tl.hop / tl.sample_rate, hits, start, end
-            )
-            takes.append(self._take(span, params, seed, codes[row, :, :d1], wav=wavs[row], candidates=n_cand))
-        return takes
+        picks = best_rows(
+            wavs, n_cand, tl.sample_rate, d0 * tl.hop / tl.sample_rate, self._hits(clip), start, end
+        )
+        return [
+            self._take(span, params, seed, codes[row, :, :d1], wav=wavs[row], candidates=n_cand)
+            for row, seed in zip(picks, seeds, strict=True)
+        ]
 
     def _take(
         self,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from vaura_core.engine.cue_views import CueViews
+from vaura_core.engine.cue_views import cue_views_for
 from vaura_core.engine.engine import ClipFeatures, Progress
 from vaura_core.engine.stillness import FrameChanges
 from vaura_core.engine.timeline import Timeline
@@ -47,8 +47,7 @@ def compute_clip_features(
     last: torch.Tensor | None = None
     clock = {"decode": 0.0, "features": 0.0}
     segments = model_segments(info, cfg)
-    many_views = cfg.lm.impact_cues and cfg.lm.impact_cue_views > 1
-    views = CueViews(cfg, model.encode_segments) if many_views else None
+    views = cue_views_for(cfg, model.encode_segments)
     changes = FrameChanges() if cfg.lm.impact_cues else None  # where the cues may call hits
     try:
         # The next window's frames decode on a thread while this one is encoded (PyAV and the
@@ -93,10 +92,8 @@ def compute_clip_features(
     features = torch.cat(parts)[:needed].contiguous()
     cues = None if views is None else views.combine(features)
     moving = None
-    if changes is not None:
-        n_seg, tokens = features.shape[:2]
-        tubelet = cfg.visual.tubelet
-        moving = changes.moving(n_seg * tokens * tubelet).reshape(n_seg, tokens, tubelet)
+    if changes is not None:  # per frame, shaped as the tokens' frames
+        moving = changes.moving(needed * cfg.visual.frames).reshape(*features.shape[:2], cfg.visual.tubelet)
     return ClipFeatures(features, info.duration, cues, moving)
 
 

@@ -65,17 +65,3 @@ def onset_times(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     # Frame k is centred on hop k; on Foley World's true audio (seeds 7, 131, 41: 529 of 538 events
     # found) the flux peaks on the event's hop or the one before (78 % / 22 %), so no shift.
     return frames * hop / float(sample_rate)
-
-
-def matches(a: np.ndarray, b: np.ndarray, window: float) -> int:
-    """Most one-to-one pairs of sorted times a and b within `window` of each other (on a line,
-    pairing in time order is optimal)."""
-    i = j = count = 0
-    while i < len(a) and j < len(b):
-        if abs(a[i] - b[j]) <= window + 1e-9:
-            count, i, j = count + 1, i + 1, j + 1
-        elif a[i] < b[j]:
-            i += 1
-        else:
-            j += 1
-    return count

@@ -328,21 +328,24 @@ class FusionLM(nn.Module):
         video = self.cls_embeddings(features)
         if not self.cfg.lm.impact_cues:
             return video
-        probs = self.impact_probs(features if cue_features is None else cue_features)
-        if cue_gate is not None:  # classes are frame-major: each frame's materials follow each other
-            materials = probs.shape[-1] // cue_gate.shape[-1]
-            probs = probs * cue_gate.to(probs.dtype).repeat_interleave(materials, dim=-1)
+        probs = self.impact_probs(features if cue_features is None else cue_features, cue_gate)
         if null_rows is not None:
             probs = probs * ~null_rows[:, None, None]
         return torch.cat([video, probs.to(video.dtype)], dim=-1)
 
-    def impact_probs(self, features: Tensor) -> Tensor:
+    def impact_probs(self, features: Tensor, gate: Tensor | None = None) -> Tensor:
         """(..., feat_dim) -> (..., tubelet x materials): the cue head's probability of each (frame in
-        the token, material) impact class, frame-major, "none" left out (needs `lm.impact_cues`)."""
+        the token, material) impact class, frame-major, "none" left out (needs `lm.impact_cues`);
+        zero on the frames where `gate` (..., tubelet) bool is false (`engine.stillness`)."""
         logits = self.cue_head(features).float()
         if not self.training:  # the head learns calibrated probabilities; generation sharpens them
             logits = logits / self.cfg.lm.impact_cue_temperature
-        return F.softmax(logits, dim=-1)[..., 1:]
+        probs = F.softmax(logits, dim=-1)[..., 1:]
+        if gate is None:
+            return probs
+        # frame-major classes: each frame's materials follow each other
+        materials = probs.shape[-1] // gate.shape[-1]
+        return probs * gate.to(probs.device, probs.dtype).repeat_interleave(materials, dim=-1)
 
     def null_features(self, batch: int) -> Tensor:
         """The CFG null condition in raw feature space, (batch, Tv, feat_dim)."""
